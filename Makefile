@@ -1,0 +1,42 @@
+# The README's commands. Each one works on a fresh machine that has only Python 3.11:
+# it creates .venv and installs everything it needs first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test check lint format bench chaos demo dev clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml verifier/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./verifier -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: lint test
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m dispatcher demo
+
+dev: $(STAMP)
+	$(PY) -m dispatcher dev
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

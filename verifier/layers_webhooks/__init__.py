@@ -1,0 +1,1 @@
+"""Layers Webhooks verifier."""
