@@ -99,9 +99,6 @@ class Endpoint:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    def accepts(self, event_type: str) -> bool:
-        return self.event_types is None or event_type in self.event_types
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewDelivery:

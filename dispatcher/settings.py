@@ -1,0 +1,385 @@
+"""Configuration: `WEBHOOKS_*` environment variables, read once into a frozen `Settings`.
+
+`Settings.from_env(environ)` parses every variable and reports every bad one at once
+(`SettingsError.problems`). Nothing else in the service reads `os.environ`. The README's
+configuration table is generated from `FIELDS` (and a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """One or more `WEBHOOKS_*` variables are invalid; `problems` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def parse_duration(text: str) -> float:
+    """`"5s"`, `"5m"`, `"2h"`, `"5d"`, `"250ms"` → seconds. A bare number is seconds."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value < 0:
+            raise ValueError(f"{text!r} is negative")
+        return value
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 5s, 5m, 2h, 5d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """`"5s,5m,30m"` → (5.0, 300.0, 1800.0): the delays after attempt 1, 2, 3, …"""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not parts:
+        raise ValueError("the retry schedule needs at least one delay")
+    return tuple(parse_duration(p) for p in parts)
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """A comma-separated CIDR list such as `127.0.0.0/8,::1/128` (empty means none)."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not a CIDR network ({exc})") from exc
+    return tuple(networks)
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    items = tuple(p for p in (s.strip() for s in text.split(",")) if p)
+    if not items:
+        raise ValueError("must name at least one item")
+    return items
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.strip())
+    if value <= 0:
+        raise ValueError(f"{text!r} must be a positive integer")
+    return value
+
+
+def _positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text.strip())
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{text!r} must be in [0, 1)")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text.strip())
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{text!r} is not a TCP port")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"{text!r} is not one of debug, info, warning, error")
+    return level
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One `WEBHOOKS_*` variable: its attribute, default, parser and documentation."""
+
+    env: str
+    attr: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "WEBHOOKS_DATABASE_URL",
+        "database_url",
+        "sqlite:///webhooks.db",
+        _text,
+        "`sqlite:///path` (embedded, one node) or `postgresql://…` (production, many replicas).",
+    ),
+    Field(
+        "WEBHOOKS_ENCRYPTION_KEY",
+        "encryption_key",
+        "",
+        _text,
+        "Standard base64 of 32 random bytes; a comma list rotates keys (first encrypts, all "
+        "decrypt). Required by `serve`; `dev`/`demo` generate one.",
+    ),
+    Field(
+        "WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS",
+        "kafka_bootstrap_servers",
+        "",
+        _text,
+        "Kafka bootstrap servers (`host:port,…`). Required by `serve`; `dev`/`demo` start "
+        "an embedded Tansu broker when empty.",
+    ),
+    Field(
+        "WEBHOOKS_KAFKA_TOPICS",
+        "kafka_topics",
+        "layers.events",
+        parse_list,
+        "Comma list of topics to consume.",
+    ),
+    Field(
+        "WEBHOOKS_KAFKA_GROUP",
+        "kafka_group",
+        "layers-webhooks",
+        _text,
+        "Consumer group id; replicas in one group share the partitions.",
+    ),
+    Field(
+        "WEBHOOKS_KAFKA_SESSION_TIMEOUT",
+        "kafka_session_timeout",
+        "10s",
+        _positive_duration,
+        "Consumer group session timeout.",
+    ),
+    Field(
+        "WEBHOOKS_KAFKA_BATCH_SIZE",
+        "kafka_batch_size",
+        "500",
+        _positive_int,
+        "Most records read and persisted per consumer batch (one transaction).",
+    ),
+    Field(
+        "WEBHOOKS_MAX_EVENT_BYTES",
+        "max_event_bytes",
+        "262144",
+        _positive_int,
+        "Largest accepted record value, checked before parsing (larger → dead letter).",
+    ),
+    Field(
+        "WEBHOOKS_RETRY_SCHEDULE",
+        "retry_schedule",
+        "5s,5m,30m,2h,5h,10h,10h",
+        parse_schedule,
+        "Delays between attempts; attempt 1 is immediate, so the default makes 8 attempts.",
+    ),
+    Field(
+        "WEBHOOKS_RETRY_JITTER",
+        "retry_jitter",
+        "0.2",
+        _fraction,
+        "Relative jitter applied to each retry delay (0.2 = ±20 %).",
+    ),
+    Field(
+        "WEBHOOKS_DELIVERY_TIMEOUT",
+        "delivery_timeout",
+        "15s",
+        _positive_duration,
+        "Total deadline of one attempt: connect + send + response.",
+    ),
+    Field(
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+        "allow_private_networks",
+        "",
+        parse_networks,
+        "CIDR list of non-public networks endpoints may use (default none). The only "
+        "escape hatch from the destination guard.",
+    ),
+    Field(
+        "WEBHOOKS_MAX_IN_FLIGHT",
+        "max_in_flight",
+        "512",
+        _positive_int,
+        "Global cap on concurrent delivery attempts.",
+    ),
+    Field(
+        "WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT",
+        "max_in_flight_per_endpoint",
+        "32",
+        _positive_int,
+        "Per-endpoint cap on concurrent delivery attempts.",
+    ),
+    Field(
+        "WEBHOOKS_BREAKER_THRESHOLD",
+        "breaker_threshold",
+        "10",
+        _positive_int,
+        "Consecutive failed attempts that open an endpoint's circuit breaker.",
+    ),
+    Field(
+        "WEBHOOKS_BREAKER_COOLDOWN",
+        "breaker_cooldown",
+        "30s",
+        _positive_duration,
+        "How long an open breaker waits before letting one probe attempt through.",
+    ),
+    Field(
+        "WEBHOOKS_DISABLE_AFTER",
+        "disable_after",
+        "5d",
+        _positive_duration,
+        "Disable an endpoint with no success for this long while deliveries keep failing.",
+    ),
+    Field(
+        "WEBHOOKS_RETENTION",
+        "retention",
+        "30d",
+        _positive_duration,
+        "How long events, deliveries and attempts are kept (and deduped).",
+    ),
+    Field(
+        "WEBHOOKS_LEASE",
+        "lease",
+        "60s",
+        _positive_duration,
+        "How long a claimed delivery stays leased to one process before another may take "
+        "it over (must exceed the delivery timeout).",
+    ),
+    Field(
+        "WEBHOOKS_POLL_INTERVAL",
+        "poll_interval",
+        "1s",
+        _positive_duration,
+        "Longest sleep of the retry poller between looks for due deliveries.",
+    ),
+    Field(
+        "WEBHOOKS_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        "20s",
+        _positive_duration,
+        "Deadline for draining in-flight attempts on SIGTERM.",
+    ),
+    Field(
+        "WEBHOOKS_REPLAY_RATE",
+        "replay_rate",
+        "50",
+        _positive_int,
+        "Deliveries per second a bulk replay job re-queues (so a recovering endpoint is "
+        "not flattened).",
+    ),
+    Field(
+        "WEBHOOKS_API_RATE_LIMIT",
+        "api_rate_limit",
+        "20",
+        _positive_int,
+        "Mutating API requests per second per key (burst of twice that).",
+    ),
+    Field(
+        "WEBHOOKS_HTTP_HOST",
+        "http_host",
+        "127.0.0.1",
+        _text,
+        "Address the HTTP API, health and metrics listen on (`0.0.0.0` in containers).",
+    ),
+    Field("WEBHOOKS_HTTP_PORT", "http_port", "8080", _port, "Port of the HTTP server."),
+    Field(
+        "WEBHOOKS_INSTANCE_ID",
+        "instance_id",
+        "",
+        _text,
+        "Name of this replica in leases and logs (default: host name and process id).",
+    ),
+    Field(
+        "WEBHOOKS_LOG_LEVEL",
+        "log_level",
+        "info",
+        _log_level,
+        "debug, info, warning or error. Logs are JSON lines on stderr.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str
+    encryption_key: str
+    kafka_bootstrap_servers: str
+    kafka_topics: tuple[str, ...]
+    kafka_group: str
+    kafka_session_timeout: float
+    kafka_batch_size: int
+    max_event_bytes: int
+    retry_schedule: tuple[float, ...]
+    retry_jitter: float
+    delivery_timeout: float
+    allow_private_networks: tuple[Network, ...]
+    max_in_flight: int
+    max_in_flight_per_endpoint: int
+    breaker_threshold: int
+    breaker_cooldown: float
+    disable_after: float
+    retention: float
+    lease: float
+    poll_interval: float
+    shutdown_timeout: float
+    replay_rate: int
+    api_rate_limit: int
+    http_host: str
+    http_port: int
+    instance_id: str
+    log_level: str
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.attr}={'<redacted>' if f.attr == 'encryption_key' else getattr(self, f.attr)!r}"
+            for f in FIELDS
+        )
+        return f"Settings({shown})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Parse every `WEBHOOKS_*` variable; raise SettingsError naming each bad one."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for field in FIELDS:
+            raw = environ.get(field.env, field.default)
+            try:
+                values[field.attr] = field.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{field.env}={raw!r}: {exc}")
+        values.update(overrides)
+        if not problems and values["lease"] <= values["delivery_timeout"]:
+            problems.append(
+                f"WEBHOOKS_LEASE ({values['lease']:g}s) must be longer than "
+                f"WEBHOOKS_DELIVERY_TIMEOUT ({values['delivery_timeout']:g}s)"
+            )
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    def require_production(self) -> None:
+        """`webhooks serve` refuses to start without a broker and an encryption key."""
+        problems = []
+        if not self.encryption_key:
+            problems.append("WEBHOOKS_ENCRYPTION_KEY is required by `serve` (base64 of 32 bytes)")
+        if not self.kafka_bootstrap_servers:
+            problems.append("WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS is required by `serve`")
+        if problems:
+            raise SettingsError(problems)

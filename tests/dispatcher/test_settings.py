@@ -1,0 +1,85 @@
+"""Settings: `WEBHOOKS_*` parsed once, every bad variable reported at once."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from dispatcher.settings import FIELDS, Settings, SettingsError, parse_duration
+
+
+def test_defaults_match_the_design() -> None:
+    """With no variables set, the documented defaults apply (DESIGN.md §4–§5)."""
+    settings = Settings.from_env({})
+    assert settings.kafka_topics == ("layers.events",)
+    assert settings.kafka_group == "layers-webhooks"
+    assert settings.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert settings.delivery_timeout == 15
+    assert settings.max_event_bytes == 256 * 1024
+    assert settings.allow_private_networks == ()
+    assert settings.disable_after == 5 * 86400
+    assert settings.retention == 30 * 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5s", 5), ("5m", 300), ("2h", 7200), ("5d", 432000), ("250ms", 0.25), ("1.5", 1.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    """Durations accept ms, s, m, h, d suffixes and bare seconds."""
+    assert parse_duration(text) == seconds
+
+
+def test_every_bad_variable_is_reported_at_once() -> None:
+    """Three bad variables give one error naming all three, with their values."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "WEBHOOKS_RETRY_SCHEDULE": "5s,soon",
+                "WEBHOOKS_HTTP_PORT": "99999",
+                "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/8",
+            }
+        )
+    problems = caught.value.problems
+    assert [p.split("=")[0] for p in problems] == [
+        "WEBHOOKS_RETRY_SCHEDULE",
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+        "WEBHOOKS_HTTP_PORT",
+    ]
+    assert "'soon' is not a duration" in problems[0]
+
+
+def test_private_network_allow_list_parses_cidrs() -> None:
+    """The escape hatch is a CIDR list."""
+    settings = Settings.from_env({"WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8, ::1/128"})
+    assert settings.allow_private_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+def test_the_lease_must_outlive_an_attempt() -> None:
+    """A lease shorter than the delivery deadline would let two replicas send at once."""
+    with pytest.raises(SettingsError, match="WEBHOOKS_LEASE"):
+        Settings.from_env({"WEBHOOKS_LEASE": "10s", "WEBHOOKS_DELIVERY_TIMEOUT": "15s"})
+
+
+def test_serve_requires_a_broker_and_an_encryption_key() -> None:
+    """`serve` refuses to start without WEBHOOKS_ENCRYPTION_KEY and a Kafka cluster."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({}).require_production()
+    assert len(caught.value.problems) == 2
+
+
+def test_the_encryption_key_never_appears_in_the_repr() -> None:
+    """Settings can be logged without leaking the key."""
+    settings = Settings.from_env({"WEBHOOKS_ENCRYPTION_KEY": "c2VjcmV0LWtleS1tYXRlcmlhbA=="})
+    assert "c2VjcmV0" not in repr(settings)
+    assert "<redacted>" in repr(settings)
+
+
+def test_every_field_is_a_webhooks_variable_with_documentation() -> None:
+    """Each setting is named WEBHOOKS_* and documented (the README table comes from FIELDS)."""
+    assert all(f.env.startswith("WEBHOOKS_") and f.doc for f in FIELDS)
+    assert len({f.env for f in FIELDS}) == len(FIELDS)
