@@ -35,7 +35,7 @@ def test_a_successful_probe_closes_the_breaker() -> None:
     assert breaker.allow(10.0)
     breaker.record(True, now=10.5)
     assert breaker.state(10.5) is BreakerState.CLOSED
-    assert breaker.allow(10.5) and breaker.allow(10.5)
+    assert [breaker.allow(10.5), breaker.allow(10.5)] == [True, True]
 
 
 def test_a_failed_probe_reopens_with_a_doubled_cooldown_up_to_the_cap() -> None:
