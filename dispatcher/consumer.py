@@ -1,0 +1,195 @@
+"""The Kafka consumer: records in, durable state out, then — only then — offsets committed.
+
+For each batch from `getmany`:
+  1. every record becomes an `Event` (validated) or a `DeadLetter` (reason + original bytes);
+  2. the intake persists the events, their deliveries and the dead letters in ONE store
+     transaction — infrastructure faults (store down) are retried with back-off, forever,
+     never dead-lettered; the partition simply waits;
+  3. the offsets after the batch are committed.
+A crash anywhere replays records (the offsets were not committed); replayed records are
+deduped by event id and (event id, endpoint id). On partition revocation the in-progress
+batch finishes and commits before the partitions go (the rebalance listener waits for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from dispatcher.catalog import Catalog
+from dispatcher.events import Rejection, decode_event
+from dispatcher.ids import new_id
+from dispatcher.intake import Intake
+from dispatcher.metrics import Metrics
+from dispatcher.models import DeadLetter, Event
+from dispatcher.scheduler import Scheduler
+from dispatcher.store import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def decode_records(
+    records: Sequence[Any], *, catalog: Catalog, max_bytes: int, now: datetime
+) -> tuple[list[Event], list[DeadLetter]]:
+    """Split Kafka records into valid events and dead letters (pure)."""
+    events: list[Event] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        decoded = decode_event(record.value, catalog=catalog, max_bytes=max_bytes)
+        if isinstance(decoded, Rejection):
+            dead.append(
+                DeadLetter(
+                    id=new_id("dl"),
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    reason=decoded.reason.value,
+                    detail=decoded.detail,
+                    received_at=now,
+                )
+            )
+        else:
+            events.append(decoded)
+    return events, dead
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Wait until the batch in progress is stored and its offsets committed.
+        async with self._lock:
+            return
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        group: str,
+        session_timeout: float,
+        batch_size: int,
+        max_event_bytes: int,
+        catalog: Catalog,
+        intake: Intake,
+        scheduler: Scheduler,
+        metrics: Metrics,
+    ) -> None:
+        self._topics = list(topics)
+        self._batch_size = batch_size
+        self._max_event_bytes = max_event_bytes
+        self._catalog = catalog
+        self._intake = intake
+        self._scheduler = scheduler
+        self._metrics = metrics
+        self._batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        session_ms = int(session_timeout * 1000)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group,
+            client_id=f"layers-webhooks-{group}",
+            enable_auto_commit=False,
+            # A new group starts from the beginning: nothing published before the first
+            # deployment is skipped, and dedupe makes the overlap harmless.
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(session_ms // 3, 100),
+            max_poll_interval_ms=max(300_000, session_ms),
+            # Fetch at least a whole record of the largest accepted size.
+            max_partition_fetch_bytes=max(1_048_576, max_event_bytes + 4096),
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._batch_lock))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._consumer.stop()
+
+    async def ready(self) -> bool:
+        """Can we talk to the cluster? (For /readyz.)"""
+        try:
+            await asyncio.wait_for(self._consumer.topics(), 2.0)
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop fetching: the batch in progress is finished and committed first."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            await self._scheduler.wait_for_room()
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+            if batches:
+                await self.process(batches)
+
+    async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        async with self._batch_lock:
+            records = [r for rs in batches.values() for r in rs]
+            for tp, rs in batches.items():
+                self._metrics.events_consumed.labels(tp.topic).inc(len(rs))
+            events, dead = decode_records(
+                records,
+                catalog=self._catalog,
+                max_bytes=self._max_event_bytes,
+                now=datetime.now(UTC),
+            )
+            await self._persist(events, dead)
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, KafkaError):
+                # The partitions moved to another member during the batch: it re-reads
+                # these records and dedupe absorbs them. Nothing is lost.
+                log.warning("offset commit failed; records will be re-consumed", exc_info=True)
+            self._update_lag(offsets)
+
+    async def _persist(self, events: list[Event], dead: list[DeadLetter]) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailableError),
+            wait=wait_exponential(multiplier=0.2, max=10.0),
+            reraise=True,
+            before_sleep=self._log_retry,
+        ):
+            with attempt:
+                await self._intake.ingest(events, dead)
+
+    def _log_retry(self, state: Any) -> None:
+        self._metrics.store_errors.labels("ingest").inc()
+        log.warning(
+            "store unavailable; pausing the partition and retrying",
+            extra={"attempt": state.attempt_number},
+        )
+
+    def _update_lag(self, offsets: dict[TopicPartition, int]) -> None:
+        lag = 0
+        for tp, position in offsets.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(highwater - position, 0)
+        self._metrics.consumer_lag.set(lag)

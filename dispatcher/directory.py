@@ -1,0 +1,100 @@
+"""The in-memory view of organizations, endpoints and signing secrets.
+
+Routing runs for every event and the scheduler looks up an endpoint for every attempt, so
+both read an immutable snapshot (`RoutingTable` plus endpoints by id) that is rebuilt from
+the store every `refresh_interval` seconds, and at once after a write made through this
+process (`invalidate`). Another replica's write becomes visible within one interval.
+Signing secrets are cached per endpoint for the same interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime
+
+from dispatcher.models import Endpoint
+from dispatcher.routing import RoutingTable
+from dispatcher.store import Store
+
+log = logging.getLogger(__name__)
+
+# Which `all_children` endpoints lost their authorisation (the registering key no longer
+# holds org:admin); supplied by the API layer, which owns keys.
+UnauthorisedFirehoses = Callable[[list[Endpoint]], Awaitable[frozenset[str]]]
+
+
+async def _all_authorised(endpoints: list[Endpoint]) -> frozenset[str]:
+    return frozenset()
+
+
+class Directory:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        refresh_interval: float = 2.0,
+        unauthorised_firehoses: UnauthorisedFirehoses = _all_authorised,
+    ) -> None:
+        self._store = store
+        self._refresh_interval = refresh_interval
+        self._unauthorised = unauthorised_firehoses
+        self.table = RoutingTable()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._secrets: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._stale = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return self._endpoints.get(endpoint_id)
+
+    async def refresh(self) -> None:
+        """Rebuild the snapshot from the store (one query for orgs, one for endpoints)."""
+        async with self._lock:
+            orgs = await self._store.list_organizations()
+            endpoints = await self._store.routable_endpoints()
+            unauthorised = await self._unauthorised(endpoints)
+            self.table = RoutingTable.build(orgs, endpoints, unauthorised_firehoses=unauthorised)
+            self._endpoints = {e.id: e for e in endpoints}
+            self._stale.clear()
+
+    def invalidate(self, endpoint_id: str | None = None) -> None:
+        """A write happened here: refresh soon, and forget cached secrets of `endpoint_id`."""
+        if endpoint_id is None:
+            self._secrets.clear()
+        else:
+            self._secrets.pop(endpoint_id, None)
+        self._stale.set()
+
+    async def run(self) -> None:
+        """Refresh every interval, or at once when invalidated. Runs until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stale.wait(), self._refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("directory refresh failed; keeping the last snapshot", exc_info=True)
+
+    async def secrets(self, endpoint_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+        """Active signing secrets (newest first) for each endpoint, cached briefly."""
+        now = time.monotonic()
+        found: dict[str, tuple[str, ...]] = {}
+        missing: list[str] = []
+        for endpoint_id in endpoint_ids:
+            cached = self._secrets.get(endpoint_id)
+            if cached is not None and cached[0] > now:
+                found[endpoint_id] = cached[1]
+            else:
+                missing.append(endpoint_id)
+        if missing:
+            loaded = await self._store.signing_secrets(missing, now=datetime.now(UTC))
+            expires = now + self._refresh_interval
+            for endpoint_id in missing:
+                value = loaded.get(endpoint_id, ())
+                self._secrets[endpoint_id] = (expires, value)
+                found[endpoint_id] = value
+        return found

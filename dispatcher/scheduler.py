@@ -1,0 +1,530 @@
+"""The scheduler: turns leased deliveries into attempts, isolated per endpoint.
+
+Work arrives two ways: fresh deliveries straight from the consumer (no polling delay), and
+due retries or orphaned work (a crashed replica's expired leases) claimed from the store by
+the poller. Every delivery goes into its endpoint's lane:
+
+  * a global cap (`max_in_flight`) and a per-endpoint cap bound concurrent attempts, so a
+    slow or dead endpoint holds at most its own slots;
+  * the endpoint's circuit breaker: while it is open, the lane's deliveries go back to the
+    store due at the next probe time instead of each burning a connection and a timeout;
+  * the endpoint's optional `rateLimit` (a token bucket) paces attempt starts;
+  * a lane holds a bounded backlog; the overflow goes back to the store, due a little later.
+
+Outcomes are decided by the pure retry policy and recorded in batches (`Store.complete`)
+by the flusher; a delivery stays leased until its attempt is durably recorded, so a crash
+at any point replays the attempt rather than losing it (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from dispatcher.breaker import Breaker, BreakerState
+from dispatcher.delivery import DeliveryClient
+from dispatcher.directory import Directory
+from dispatcher.metrics import Metrics
+from dispatcher.models import (
+    AttemptOutcome,
+    AttemptResult,
+    Claim,
+    DeliveryStatus,
+    DisabledReason,
+    Endpoint,
+    EndpointStatus,
+)
+from dispatcher.ratelimit import TokenBucket
+from dispatcher.retry import RetryPolicy, next_step
+from dispatcher.store import Store, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+V = TypeVar("V")
+
+FLUSH_INTERVAL = 0.02  # seconds between batched writes of attempt results
+FLUSH_BATCH = 1000
+CLAIM_BATCH = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    policy: RetryPolicy
+    lease: float
+    poll_interval: float
+    delivery_timeout: float
+    max_in_flight: int
+    max_in_flight_per_endpoint: int
+    breaker_threshold: int
+    breaker_cooldown: float
+    instance_id: str
+    disable_after: float
+    retention: float
+    housekeeping_interval: float = 30.0
+
+    @property
+    def lane_backlog(self) -> int:
+        """Deliveries a lane may hold beyond its in-flight slots before handing back."""
+        return max(4 * self.max_in_flight_per_endpoint, 64)
+
+    @property
+    def capacity(self) -> int:
+        """Deliveries this process holds in memory (queued + in flight) at most."""
+        return 4 * self.max_in_flight
+
+
+@dataclass(slots=True)
+class Job:
+    claim: Claim
+    lease_deadline: float  # monotonic time after which another replica may take it
+
+
+@dataclass(slots=True)
+class Lane:
+    endpoint_id: str
+    breaker: Breaker
+    queue: deque[Job] = field(default_factory=deque)
+    in_flight: int = 0
+    bucket: TokenBucket | None = None
+    wake: asyncio.TimerHandle | None = None
+    ready: bool = False  # waiting in the scheduler's ready list for a global slot
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Writes the flusher batches: attempt results, hand-backs and suppressions."""
+
+    results: list[AttemptResult] = field(default_factory=list)
+    released: dict[str, datetime] = field(default_factory=dict)
+    suppressed: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.released) + len(self.suppressed)
+
+
+# Called after an endpoint was disabled here (410 or auto-disable): emits the operational
+# `webhook.endpoint.disabled` event.
+EndpointDisabled = Callable[[Endpoint, DisabledReason], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: DeliveryClient,
+        directory: Directory,
+        config: SchedulerConfig,
+        metrics: Metrics,
+        on_endpoint_disabled: EndpointDisabled | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._directory = directory
+        self._config = config
+        self._metrics = metrics
+        self._on_disabled = on_endpoint_disabled
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._clock = clock
+        self._lanes: dict[str, Lane] = {}
+        self._ready: deque[Lane] = deque()
+        self._in_flight = 0
+        self._queued = 0
+        self._pending = _Pending()
+        self._flush_now = asyncio.Event()
+        self._poll_now = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+
+    # -- intake -------------------------------------------------------------------------
+
+    @property
+    def load(self) -> int:
+        return self._queued + self._in_flight
+
+    def has_room(self) -> bool:
+        return self.load < self._config.capacity
+
+    async def wait_for_room(self) -> None:
+        """Back-pressure for the consumer: wait while this process holds a full load."""
+        while not self.has_room():
+            self._room.clear()
+            await self._room.wait()
+
+    def submit(self, claims: list[Claim]) -> None:
+        """Take leased deliveries (fresh from the consumer, or claimed by the poller)."""
+        deadline = time.monotonic() + self._config.lease
+        touched: dict[str, Lane] = {}
+        for claim in claims:
+            lane = self._lane(claim.endpoint_id)
+            lane.queue.append(Job(claim=claim, lease_deadline=deadline))
+            self._queued += 1
+            touched[lane.endpoint_id] = lane
+        self._idle.clear()
+        for lane in touched.values():
+            self._dispatch(lane)
+        self._update_gauges()
+
+    def poke(self) -> None:
+        """Look for due work now (after a replay, say) instead of at the next poll."""
+        self._poll_now.set()
+
+    def _lane(self, endpoint_id: str) -> Lane:
+        lane = self._lanes.get(endpoint_id)
+        if lane is None:
+            lane = Lane(
+                endpoint_id=endpoint_id,
+                breaker=Breaker(
+                    threshold=self._config.breaker_threshold,
+                    cooldown=self._config.breaker_cooldown,
+                ),
+            )
+            self._lanes[endpoint_id] = lane
+        return lane
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def _dispatch(self, lane: Lane) -> None:
+        """Start as many of the lane's attempts as its caps, breaker and rate allow."""
+        config = self._config
+        while lane.queue and self._accepting:
+            if lane.in_flight >= config.max_in_flight_per_endpoint:
+                break
+            if self._in_flight >= config.max_in_flight:
+                if not lane.ready:
+                    lane.ready = True
+                    self._ready.append(lane)
+                break
+            now = time.monotonic()
+            if not lane.breaker.allow(now):
+                self._hand_back_lane(lane, lane.breaker.retry_at(now) - now, cause="breaker")
+                break
+            if not self._rate_ok(lane, now):
+                break
+            job = lane.queue.popleft()
+            self._queued -= 1
+            if now + config.delivery_timeout >= job.lease_deadline:
+                # Held too long: the lease may already be another replica's. Drop it from
+                # memory; the poller re-claims it once the lease has expired.
+                lane.breaker.probing = False
+                continue
+            lane.in_flight += 1
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._attempt(lane, job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._trim_backlog(lane)
+        self._update_gauges()
+
+    def _rate_ok(self, lane: Lane, now: float) -> bool:
+        endpoint = self._directory.endpoint(lane.endpoint_id)
+        rate = endpoint.rate_limit if endpoint else None
+        if rate is None:
+            lane.bucket = None
+            return True
+        if lane.bucket is None or lane.bucket.rate != rate:
+            lane.bucket = TokenBucket(rate=rate, burst=max(1.0, rate))
+        wait = lane.bucket.take(now)
+        if wait == 0.0:
+            return True
+        if lane.wake is None:
+            lane.wake = asyncio.get_running_loop().call_later(wait, self._wake, lane)
+        lane.breaker.probing = False
+        return False
+
+    def _wake(self, lane: Lane) -> None:
+        lane.wake = None
+        self._dispatch(lane)
+
+    def _trim_backlog(self, lane: Lane) -> None:
+        overflow = len(lane.queue) - self._config.lane_backlog
+        if overflow > 0:
+            jobs = [lane.queue.pop() for _ in range(overflow)]
+            self._hand_back(jobs, self._config.delivery_timeout, cause="backlog")
+
+    def _hand_back_lane(self, lane: Lane, delay: float, *, cause: str) -> None:
+        jobs = list(lane.queue)
+        lane.queue.clear()
+        self._hand_back(jobs, delay, cause=cause)
+
+    def _hand_back(self, jobs: list[Job], delay: float, *, cause: str) -> None:
+        """Return leased deliveries to the store unattempted, due after `delay` seconds."""
+        if not jobs:
+            return
+        self._queued -= len(jobs)
+        due = self._clock() + timedelta(seconds=max(delay, 0.0))
+        for job in jobs:
+            self._pending.released[job.claim.delivery_id] = due
+        self._metrics.deliveries_released.labels(cause).inc(len(jobs))
+        self._flush_now.set()
+
+    def _slot_freed(self, lane: Lane) -> None:
+        lane.in_flight -= 1
+        self._in_flight -= 1
+        self._dispatch(lane)
+        while self._ready and self._in_flight < self._config.max_in_flight:
+            waiting = self._ready.popleft()
+            waiting.ready = False
+            self._dispatch(waiting)
+        if self.has_room():
+            self._room.set()
+        if self.load == 0:
+            self._idle.set()
+        if (
+            not lane.queue
+            and lane.in_flight == 0
+            and lane.breaker.failures == 0
+            and lane.bucket is None
+            and lane.wake is None
+        ):
+            self._lanes.pop(lane.endpoint_id, None)
+
+    # -- one attempt --------------------------------------------------------------------
+
+    async def _attempt(self, lane: Lane, job: Job) -> None:
+        claim = job.claim
+        try:
+            endpoint = self._directory.endpoint(claim.endpoint_id)
+            if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
+                reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
+                self._pending.suppressed[claim.delivery_id] = reason
+                self._metrics.deliveries_finished.labels("suppressed").inc()
+                lane.breaker.probing = False
+                return
+            secrets = (await self._directory.secrets([endpoint.id]))[endpoint.id]
+            started_at = self._clock()
+            self._metrics.in_flight.inc()
+            try:
+                outcome = await self._client.send(
+                    url=endpoint.url,
+                    event_id=claim.event_id,
+                    body=claim.body,
+                    secrets=secrets,
+                    timestamp=int(started_at.timestamp()),
+                )
+            finally:
+                self._metrics.in_flight.dec()
+            disable = self._record(lane, claim, started_at, outcome)
+            if disable is not None:
+                await self.disable(endpoint, disable)
+        except Exception:
+            log.exception(
+                "attempt crashed; handing the delivery back",
+                extra={"delivery_id": claim.delivery_id, "endpoint_id": claim.endpoint_id},
+            )
+            lane.breaker.probing = False
+            self._queued += 1  # _hand_back counts it out again
+            self._hand_back([job], self._config.poll_interval, cause="error")
+        finally:
+            self._slot_freed(lane)
+
+    def _record(
+        self, lane: Lane, claim: Claim, started_at: datetime, outcome: AttemptOutcome
+    ) -> DisabledReason | None:
+        attempt = claim.attempts + 1
+        now = self._clock()
+        step = next_step(self._config.policy, outcome, attempt, now, self._rng)
+        self._pending.results.append(
+            AttemptResult(
+                delivery_id=claim.delivery_id,
+                endpoint_id=claim.endpoint_id,
+                attempt=attempt,
+                started_at=started_at,
+                outcome=outcome,
+                status=step.status,
+                next_attempt_at=step.next_attempt_at,
+            )
+        )
+        if len(self._pending) >= FLUSH_BATCH:
+            self._flush_now.set()
+        lane.breaker.record(outcome.succeeded, time.monotonic())
+        metrics = self._metrics
+        metrics.attempts.labels(outcome.failure or "success").inc()
+        metrics.attempt_seconds.observe(outcome.duration_ms / 1000.0)
+        if step.status is DeliveryStatus.PENDING:
+            metrics.retries_scheduled.inc()
+        else:
+            metrics.deliveries_finished.labels(step.status.value).inc()
+        log.debug(
+            "attempt",
+            extra={
+                "delivery_id": claim.delivery_id,
+                "endpoint_id": claim.endpoint_id,
+                "attempt": attempt,
+                "status_code": outcome.status_code,
+                "failure": outcome.failure,
+                "next_status": step.status.value,
+            },
+        )
+        if outcome.failure is not None and attempt == 1:
+            log.info(
+                "delivery attempt failed",
+                extra={
+                    "delivery_id": claim.delivery_id,
+                    "endpoint_id": claim.endpoint_id,
+                    "attempt": attempt,
+                    "failure": outcome.failure,
+                    "status_code": outcome.status_code,
+                },
+            )
+        return step.disable_endpoint
+
+    async def disable(self, endpoint: Endpoint, reason: DisabledReason) -> None:
+        """Disable an endpoint (410 Gone or no success for too long) and announce it."""
+        changed = await self._store.set_endpoint_status(
+            endpoint.id, EndpointStatus.DISABLED, reason, now=self._clock()
+        )
+        if not changed:
+            return
+        self._directory.invalidate(endpoint.id)
+        self._metrics.endpoints_disabled.labels(reason.value).inc()
+        log.warning("endpoint disabled", extra={"endpoint_id": endpoint.id, "reason": reason.value})
+        if self._on_disabled is not None:
+            await self._on_disabled(endpoint, reason)
+
+    # -- the long-lived loops -----------------------------------------------------------
+
+    async def run_poller(self) -> None:
+        """Claim due deliveries (retries, replays, expired leases) whenever there is room."""
+        config = self._config
+        while True:
+            claimed = 0
+            if self._accepting and self.has_room():
+                now = self._clock()
+                limit = min(CLAIM_BATCH, config.capacity - self.load)
+                try:
+                    claims = await self._store.claim_due(
+                        now=now,
+                        limit=limit,
+                        lease_owner=config.instance_id,
+                        lease_expires_at=now + timedelta(seconds=config.lease),
+                    )
+                except StoreUnavailableError:
+                    self._metrics.store_errors.labels("claim_due").inc()
+                    log.warning("store unavailable while claiming; retrying", exc_info=True)
+                    claims = []
+                claimed = len(claims)
+                if claims:
+                    self.submit(claims)
+                if claimed >= limit:
+                    await asyncio.sleep(0)
+                    continue
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        timeout = self._config.poll_interval
+        try:
+            due = await self._store.next_due_at()
+        except StoreUnavailableError:
+            due = None
+        if due is not None:
+            timeout = min(timeout, max((due - self._clock()).total_seconds(), 0.005))
+        self._poll_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poll_now.wait(), timeout)
+
+    async def run_flusher(self) -> None:
+        """Write attempt results, hand-backs and suppressions in batches."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), FLUSH_INTERVAL)
+            self._flush_now.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Persist everything pending; on a store fault keep it and try again later."""
+        pending, self._pending = self._pending, _Pending()
+        if not pending:
+            return
+        try:
+            if pending.results:
+                await self._store.complete(pending.results)
+            for due, ids in _group_by_value(pending.released).items():
+                await self._store.release(ids, next_attempt_at=due)
+            for reason, ids in _group_by_value(pending.suppressed).items():
+                await self._store.suppress(ids, reason)
+        except StoreUnavailableError:
+            self._metrics.store_errors.labels("flush").inc()
+            log.warning("store unavailable while recording attempts; will retry", exc_info=True)
+            self._pending.results[:0] = pending.results
+            self._pending.released = pending.released | self._pending.released
+            self._pending.suppressed = pending.suppressed | self._pending.suppressed
+            await asyncio.sleep(0.5)
+
+    async def run_housekeeping(self) -> None:
+        """Auto-disable endpoints failing for too long, purge expired events, gauges."""
+        while True:
+            try:
+                await self.housekeep()
+            except StoreUnavailableError:
+                self._metrics.store_errors.labels("housekeeping").inc()
+                log.warning("store unavailable during housekeeping", exc_info=True)
+            await asyncio.sleep(self._config.housekeeping_interval)
+
+    async def housekeep(self) -> None:
+        now = self._clock()
+        failing = await self._store.endpoints_failing_since(
+            now - timedelta(seconds=self._config.disable_after)
+        )
+        for endpoint_id in failing:
+            endpoint = self._directory.endpoint(endpoint_id) or await self._store.get_endpoint(
+                endpoint_id
+            )
+            if endpoint is not None:
+                await self.disable(endpoint, DisabledReason.FAILING)
+        await self._store.purge(before=now - timedelta(seconds=self._config.retention))
+        due = await self._store.next_due_at()
+        self._metrics.oldest_pending_seconds.set(
+            max((now - due).total_seconds(), 0.0) if due is not None else 0.0
+        )
+        mono = time.monotonic()
+        counts = dict.fromkeys(BreakerState, 0)
+        for lane in self._lanes.values():
+            counts[lane.breaker.state(mono)] += 1
+        for state, count in counts.items():
+            self._metrics.breakers.labels(state.value).set(count)
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def drain(self, deadline: float) -> None:
+        """Stop starting attempts, wait for in-flight ones until `deadline` (monotonic),
+        hand queued work back to the store, and flush every result."""
+        self._accepting = False
+        for lane in list(self._lanes.values()):
+            if lane.wake is not None:
+                lane.wake.cancel()
+                lane.wake = None
+            self._hand_back_lane(lane, 0.0, cause="shutdown")
+        remaining = deadline - time.monotonic()
+        if self._tasks and remaining > 0:
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        for task in list(self._tasks):
+            task.cancel()  # past the deadline: their leases expire and they are replayed
+        await self.flush()
+
+    def _update_gauges(self) -> None:
+        self._metrics.queued.set(self._queued)
+
+
+def _group_by_value(mapping: dict[str, V]) -> dict[V, list[str]]:
+    groups: dict[V, list[str]] = {}
+    for key, value in mapping.items():
+        groups.setdefault(value, []).append(key)
+    return groups

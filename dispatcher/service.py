@@ -1,0 +1,222 @@
+"""The composition root: build every component, run the long-lived loops, shut down in order.
+
+Resources are entered in dependency order on one AsyncExitStack (store → delivery client →
+scheduler → consumer → HTTP server) and closed in reverse; the long-lived loops run in one
+TaskGroup. Graceful shutdown on SIGTERM/SIGINT is `Service.shutdown`, one ordered procedure
+with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dispatcher import __version__
+from dispatcher.api import ApiContext, create_app
+from dispatcher.catalog import Catalog
+from dispatcher.consumer import EventConsumer
+from dispatcher.delivery import DeliveryClient
+from dispatcher.destinations import DestinationPolicy
+from dispatcher.directory import Directory
+from dispatcher.intake import Intake
+from dispatcher.metrics import Metrics
+from dispatcher.models import DisabledReason, Endpoint
+from dispatcher.operational import endpoint_disabled_event
+from dispatcher.retry import RetryPolicy
+from dispatcher.scheduler import Scheduler, SchedulerConfig
+from dispatcher.secretbox import SecretBox
+from dispatcher.settings import Settings
+from dispatcher.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+def instance_id(settings: Settings) -> str:
+    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    return SchedulerConfig(
+        policy=RetryPolicy(delays=settings.retry_schedule, jitter=settings.retry_jitter),
+        lease=settings.lease,
+        poll_interval=settings.poll_interval,
+        delivery_timeout=settings.delivery_timeout,
+        max_in_flight=settings.max_in_flight,
+        max_in_flight_per_endpoint=settings.max_in_flight_per_endpoint,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown=settings.breaker_cooldown,
+        instance_id=instance_id(settings),
+        disable_after=settings.disable_after,
+        retention=settings.retention,
+    )
+
+
+@dataclass(slots=True)
+class Running:
+    """What a started service exposes (tests and `dev`/`demo` use it)."""
+
+    url: str
+    store: Store
+    directory: Directory
+    scheduler: Scheduler
+    intake: Intake
+    metrics: Metrics
+    catalog: Catalog
+
+
+class Service:
+    def __init__(self, settings: Settings, *, secret_box: SecretBox | None = None) -> None:
+        self.settings = settings
+        self._secret_box = secret_box or SecretBox.from_setting(settings.encryption_key)
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+        self.running: Running | None = None
+
+    def stop(self) -> None:
+        """Ask for a graceful shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(
+                open_store(settings.database_url, secret_box=self._secret_box)
+            )
+            applied = await store.migrate()
+            if applied:
+                log.info("migrations applied", extra={"versions": applied})
+            catalog = Catalog.load()
+            metrics = Metrics.create()
+            directory = Directory(store)
+            await directory.refresh()
+            client = await stack.enter_async_context(
+                DeliveryClient(
+                    policy=DestinationPolicy(allow=settings.allow_private_networks),
+                    timeout=settings.delivery_timeout,
+                    user_agent=f"layers-webhooks/{__version__}",
+                    max_connections=settings.max_in_flight,
+                )
+            )
+            scheduler = Scheduler(
+                store=store,
+                client=client,
+                directory=directory,
+                config=scheduler_config(settings),
+                metrics=metrics,
+                on_endpoint_disabled=self._announce_disabled,
+            )
+            intake = Intake(
+                store=store,
+                directory=directory,
+                scheduler=scheduler,
+                metrics=metrics,
+                lease_owner=instance_id(settings),
+                lease=settings.lease,
+            )
+            self._intake = intake
+            consumer = await stack.enter_async_context(
+                EventConsumer(
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    topics=settings.kafka_topics,
+                    group=settings.kafka_group,
+                    session_timeout=settings.kafka_session_timeout,
+                    batch_size=settings.kafka_batch_size,
+                    max_event_bytes=settings.max_event_bytes,
+                    catalog=catalog,
+                    intake=intake,
+                    scheduler=scheduler,
+                    metrics=metrics,
+                )
+            )
+            context = ApiContext(
+                settings=settings,
+                store=store,
+                directory=directory,
+                scheduler=scheduler,
+                intake=intake,
+                catalog=catalog,
+                metrics=metrics,
+                kafka_ready=consumer.ready,
+            )
+            runner = web.AppRunner(create_app(context), access_log=None, handle_signals=False)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            await site.start()
+            port = _bound_port(runner, settings.http_port)
+            url = f"http://{settings.http_host}:{port}"
+            self.running = Running(
+                url=url,
+                store=store,
+                directory=directory,
+                scheduler=scheduler,
+                intake=intake,
+                metrics=metrics,
+                catalog=catalog,
+            )
+            if install_signal_handlers:
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self.stop)
+            log.info("service started", extra={"url": url, "instance": instance_id(settings)})
+            self.started.set()
+            async with asyncio.TaskGroup() as group:
+                loops = [
+                    group.create_task(consumer.run(), name="consumer"),
+                    group.create_task(scheduler.run_poller(), name="poller"),
+                    group.create_task(scheduler.run_flusher(), name="flusher"),
+                    group.create_task(scheduler.run_housekeeping(), name="housekeeping"),
+                    group.create_task(directory.run(), name="directory"),
+                ]
+                await self._stop.wait()
+                await self._shutdown(consumer, scheduler, loops)
+        log.info("service stopped")
+
+    async def _shutdown(
+        self,
+        consumer: EventConsumer,
+        scheduler: Scheduler,
+        loops: list[asyncio.Task[None]],
+    ) -> None:
+        """Graceful shutdown, in order, within WEBHOOKS_SHUTDOWN_TIMEOUT."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        log.info("shutting down", extra={"deadline_s": self.settings.shutdown_timeout})
+        consumer_loop, poller = loops[0], loops[1]
+        # 1. Stop fetching: the batch in progress is stored and its offsets committed.
+        consumer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(consumer_loop), deadline - time.monotonic())
+        consumer_loop.cancel()
+        # 2. Stop claiming due work.
+        poller.cancel()
+        # 3. Drain in-flight attempts until the deadline; queued work goes back to the
+        #    store unattempted; every result is flushed. Unfinished attempts keep their
+        #    lease and are replayed by whichever replica claims them next.
+        await scheduler.drain(deadline)
+        # 4. Stop the remaining loops; the exit stack then closes the HTTP server, the
+        #    consumer (leaving the group), the delivery client and the store.
+        for task in loops:
+            task.cancel()
+
+    async def _announce_disabled(self, endpoint: Endpoint, reason: DisabledReason) -> None:
+        """Emit `webhook.endpoint.disabled` to the org's endpoints subscribed to it."""
+        event = endpoint_disabled_event(endpoint, reason)
+        await self._intake.ingest([event])
+        if self.running is not None:
+            self.running.metrics.operational_events.labels(event.type).inc()
+
+
+def _bound_port(runner: web.AppRunner, configured: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return configured
