@@ -136,8 +136,10 @@ class ParsedDestination:
 
     @property
     def url(self) -> str:
+        """The canonical URL: what the delivery client requests (default port omitted)."""
         host = f"[{self.host}]" if self.ip is not None and self.ip.version == 6 else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.target}"
+        port = "" if self.port == _SCHEMES[self.scheme] else f":{self.port}"
+        return f"{self.scheme}://{host}{port}{self.target}"
 
 
 @dataclass(frozen=True, slots=True)
