@@ -122,7 +122,7 @@ class DeliveryClient:
     async def __aenter__(self) -> Self:
         self._guard = GuardedResolver(self._policy, self._resolver or ThreadedResolver())
         connector = aiohttp.TCPConnector(
-            limit=max(1, self._max_connections),
+            limit=self._max_connections,  # 0 means unlimited, as in aiohttp
             # No per-host cap here: isolation between endpoints is the scheduler's
             # per-endpoint cap, and many endpoints may share one host.
             limit_per_host=0,
@@ -157,8 +157,11 @@ class DeliveryClient:
     async def send(
         self, *, url: str, event_id: str, body: bytes, secrets: Sequence[str], timestamp: int
     ) -> AttemptOutcome:
-        """One attempt: sign with every secret, POST, read the answer. Never raises for a
-        failed delivery; the outcome says what happened."""
+        """One attempt: sign with every secret, POST, read the answer.
+
+        Never raises for a failed delivery: the outcome says what happened. Only caller bugs
+        raise (an event id or timestamp the scheme rejects, a malformed secret).
+        """
         if self._session is None:
             raise RuntimeError("DeliveryClient used outside `async with`")
         started = time.perf_counter()
@@ -183,14 +186,14 @@ class DeliveryClient:
         except (aiohttp.ClientError, HttpProcessingError, OSError) as exc:
             kind, detail = classify_error(exc, timeout=self._timeout)
             return _failed(kind, detail, started)
-        status = response.status
+        ok = 200 <= response.status < 300
         return AttemptOutcome(
-            status_code=status,
-            failure=None if 200 <= status < 300 else FailureKind.HTTP_STATUS,
+            status_code=response.status,
+            failure=None if ok else FailureKind.HTTP_STATUS,
             duration_ms=_elapsed_ms(started),
             response_excerpt=excerpt,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), now=self._clock()),
-            detail="" if 200 <= status < 300 else _status_detail(response),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), self._clock()),
+            detail="" if ok else _status_detail(response),
         )
 
     def _vet_url(self, url: str) -> URL:
@@ -260,7 +263,7 @@ def _os_reason(exc: aiohttp.ClientConnectorError) -> str:
     return exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
 
 
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
+def parse_retry_after(value: str | None, now: float) -> float | None:
     """`Retry-After` in seconds from `now`: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
 
     None when absent or unparseable; a date in the past is 0.

@@ -470,7 +470,7 @@ async def test_retry_after_http_date_is_relative_to_the_clock(
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     """Retry-After is delta-seconds or an HTTP-date; anything else is ignored."""
     now = dt.datetime(2027, 1, 15, 8, 0, tzinfo=dt.UTC).timestamp()
-    assert parse_retry_after(value, now=now) == seconds
+    assert parse_retry_after(value, now) == seconds
 
 
 # -- deadlines, bodies, broken peers -----------------------------------------------------------
