@@ -52,9 +52,12 @@ _URLS_CACHED = 4096  # distinct endpoint URLs whose validated, parsed form is ke
 class GuardedResolver(AbstractResolver):
     """Resolves through `inner`, then refuses the name if any answer is not public."""
 
-    def __init__(self, policy: DestinationPolicy, inner: AbstractResolver) -> None:
+    def __init__(
+        self, policy: DestinationPolicy, inner: AbstractResolver, *, owns_inner: bool
+    ) -> None:
         self._policy = policy
         self._inner = inner
+        self._owns_inner = owns_inner  # an injected resolver stays its owner's to close
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -84,7 +87,8 @@ class GuardedResolver(AbstractResolver):
         )
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._owns_inner:
+            await self._inner.close()
 
 
 class DialRefusedError(OSError):
@@ -120,7 +124,9 @@ class DeliveryClient:
         self._request_url = functools.lru_cache(maxsize=_URLS_CACHED)(self._vet_url)
 
     async def __aenter__(self) -> Self:
-        self._guard = GuardedResolver(self._policy, self._resolver or ThreadedResolver())
+        self._guard = GuardedResolver(
+            self._policy, self._resolver or ThreadedResolver(), owns_inner=self._resolver is None
+        )
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,  # 0 means unlimited, as in aiohttp
             # No per-host cap here: isolation between endpoints is the scheduler's
