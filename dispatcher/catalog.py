@@ -300,8 +300,12 @@ def _violations(
     found: list[Violation] = []
     for error in validator.iter_errors(instance):
         found.extend(_explain(error, prefix))
+    # Timestamps carry both `format` and a `pattern` that spells it out: when both fail, the
+    # format's words ("is not a date-time") are the readable ones.
+    formats = {violation.path for violation in found if violation.keyword == "format"}
+    readable = [v for v in found if not (v.keyword == "pattern" and v.path in formats)]
     # The record schema checks `data.organizationId` twice (envelope and type): say it once.
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(readable))
 
 
 def _explain(
