@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dispatcher.destinations import parse_cidr_list
+
 T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -52,19 +54,6 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     if not parts:
         raise ValueError("the retry schedule needs at least one delay")
     return tuple(parse_duration(p) for p in parts)
-
-
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """A comma-separated CIDR list such as `127.0.0.0/8,::1/128` (empty means none)."""
-    networks = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=True))
-        except ValueError as exc:
-            raise ValueError(f"{part!r} is not a CIDR network ({exc})") from exc
-    return tuple(networks)
 
 
 def parse_list(text: str) -> tuple[str, ...]:
@@ -208,7 +197,7 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
         "allow_private_networks",
         "",
-        parse_networks,
+        parse_cidr_list,
         "CIDR list of non-public networks endpoints may use (default none). The only "
         "escape hatch from the destination guard.",
     ),
