@@ -17,10 +17,12 @@ from dispatcher.models import (
     AttemptResult,
     Claim,
     DeadLetter,
+    DeliveryStatus,
     DisabledReason,
     Endpoint,
     EndpointStatus,
     Event,
+    FailureKind,
     NewDelivery,
     Organization,
 )
@@ -40,6 +42,76 @@ class IngestResult:
     created: frozenset[str] = field(default_factory=frozenset)
     duplicate_events: int = 0
     duplicate_deliveries: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRecord:
+    """A delivery as the API and the CLI show it."""
+
+    id: str
+    event_id: str
+    event_type: str
+    endpoint_id: str
+    status: DeliveryStatus
+    reason: str | None  # why it is suppressed
+    attempts: int  # attempts made on the current ladder (a replay resets it to 0)
+    next_attempt_at: datetime | None  # None unless pending
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """One HTTP attempt of a delivery, kept across replays."""
+
+    id: str
+    delivery_id: str
+    attempt: int  # 1-based number on the ladder it was made on
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    failure: FailureKind | None  # None: it succeeded
+    response_excerpt: bytes
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    id: str
+    type: str
+    organization_id: str
+    created: datetime
+    received_at: datetime
+    body: bytes
+    delivery_count: int  # deliveries created for it; 0 is the durable "no subscribers"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetterRecord:
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    detail: str
+    received_at: datetime
+    retried_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayRecord:
+    """One replay in a delivery's history: who, when, why."""
+
+    delivery_id: str
+    actor: str
+    reason: str
+    at: datetime
 
 
 class StoreUnavailableError(Exception):
@@ -94,9 +166,16 @@ class Store(Protocol):
         """Every endpoint not deleted (enabled or disabled): the routing table's input."""
         ...
 
-    async def update_endpoint(self, endpoint: Endpoint, *, now: datetime) -> None: ...
+    async def update_endpoint(self, endpoint: Endpoint, *, now: datetime) -> None:
+        """Replace an endpoint's configuration (url, scope, event types, rate limit,
+        description, metadata); status changes go through `set_endpoint_status`.
+        Raises LookupError when the endpoint does not exist."""
+        ...
 
-    async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Delete an endpoint with its secrets, deliveries, attempts and replay history
+        (nothing is left to claim for it); False when it did not exist."""
+        ...
 
     async def set_endpoint_status(
         self,
@@ -106,19 +185,23 @@ class Store(Protocol):
         *,
         now: datetime,
     ) -> bool:
-        """Change an endpoint's status; True when it changed."""
+        """Change an endpoint's status; True when it changed. Disabling records the reason
+        and time; enabling clears them and restarts the auto-disable clock."""
         ...
 
     async def rotate_secret(
         self, endpoint_id: str, secret: str, *, now: datetime, old_expires_at: datetime
     ) -> None:
-        """Add `secret` as the newest; every older secret stops signing at `old_expires_at`."""
+        """Add `secret` as the newest; every older secret stops signing at `old_expires_at`
+        (or earlier, if it already expired sooner). Raises LookupError for an unknown
+        endpoint."""
         ...
 
     async def signing_secrets(
         self, endpoint_ids: Collection[str], *, now: datetime
     ) -> dict[str, tuple[str, ...]]:
-        """Decrypted active secrets per endpoint, newest first (expired ones excluded)."""
+        """Decrypted active secrets per endpoint, newest first (expired ones excluded);
+        endpoints without any are absent from the result."""
         ...
 
     async def endpoints_failing_since(self, before: datetime) -> list[str]:
@@ -129,7 +212,9 @@ class Store(Protocol):
 
     async def ingest(self, batch: IngestBatch) -> IngestResult:
         """Persist a consumer batch in one transaction, deduping events by id and
-        deliveries by (event id, endpoint id)."""
+        deliveries by (event id, endpoint id). Deliveries for an endpoint deleted since
+        routing are dropped (neither created nor duplicate). A batch that breaks integrity
+        (a delivery of an unknown event) raises ValueError and stores nothing."""
         ...
 
     async def claim_due(
@@ -144,9 +229,7 @@ class Store(Protocol):
         next attempt, lease released) and each endpoint's success/failure clock."""
         ...
 
-    async def release(
-        self, delivery_ids: Collection[str], *, next_attempt_at: datetime
-    ) -> None:
+    async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
         """Give leased deliveries back without counting an attempt (breaker open, rate
         limited, shutdown): they become due again at `next_attempt_at`."""
         ...
@@ -156,10 +239,77 @@ class Store(Protocol):
         ...
 
     async def next_due_at(self) -> datetime | None:
-        """The earliest next-attempt time among pending deliveries, for the poller's sleep."""
+        """When `claim_due` will next find work, for the poller's sleep: the earliest
+        next-attempt time among pending deliveries, or a lease's expiry when later."""
         ...
 
     async def purge(self, *, before: datetime) -> int:
-        """Delete events created before `before` with their deliveries and attempts
-        (WEBHOOKS_RETENTION); return how many events went."""
+        """Delete events received before `before` with their deliveries, attempts and
+        replay history (WEBHOOKS_RETENTION); return how many events went. Works in
+        chunks, one transaction each, so a large purge never holds long locks."""
+        ...
+
+    # -- reads and on-call actions for the HTTP API ---------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+
+    async def list_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRecord]:
+        """One endpoint's deliveries, newest first (by id); `after` is the last id of the
+        previous page. `since` (inclusive) and `until` (exclusive) bound `created_at`."""
+        ...
+
+    async def count_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        statuses: Collection[DeliveryStatus] | None = None,
+        types: Collection[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many of an endpoint's deliveries match (a bulk replay's dry run)."""
+        ...
+
+    async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        """Every attempt of a delivery, oldest first, replays included."""
+        ...
+
+    async def list_replays(self, delivery_id: str) -> list[ReplayRecord]:
+        """A delivery's replay history, oldest first."""
+        ...
+
+    async def get_event(self, event_id: str) -> EventRecord | None: ...
+
+    async def list_event_deliveries(self, event_id: str) -> list[DeliveryRecord]:
+        """An event's deliveries, ordered by id."""
+        ...
+
+    async def list_dead_letters(
+        self, *, reason: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[DeadLetterRecord]:
+        """Dead letters, newest first (by id); `after` is the last id of the previous page."""
+        ...
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None: ...
+
+    async def mark_dead_letter_retried(self, dead_letter_id: str, *, now: datetime) -> bool:
+        """Record that on-call re-submitted a dead letter; False when it does not exist."""
+        ...
+
+    async def replay_deliveries(
+        self, delivery_ids: Collection[str], *, actor: str, reason: str, now: datetime
+    ) -> int:
+        """Reset deliveries to pending with a fresh ladder (attempts 0, due `now`, lease
+        released; attempt history kept) and record who replayed them and why. Returns how
+        many existed and were reset."""
         ...

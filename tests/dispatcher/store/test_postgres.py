@@ -1,0 +1,49 @@
+"""The Store contract on PostgreSQL (a fresh database per test)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from dispatcher.broker import free_port
+from dispatcher.secretbox import SecretBox
+from dispatcher.store import PostgresStore, Store
+from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
+
+pytestmark = pytest.mark.postgres
+
+
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, postgres_url: str, clock: FakeClock, box: SecretBox) -> StoreFactory:
+        return lambda: PostgresStore(postgres_url, secret_box=box, clock=clock, pool_size=4)
+
+    @pytest.fixture
+    def raw_contents(self, postgres_url: str) -> RawContents:
+        async def read() -> bytes:
+            """Every value of every table, bytea as raw bytes, everything else as text."""
+            conn = await asyncpg.connect(postgres_url)
+            try:
+                tables = await conn.fetch(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' ORDER BY table_name"
+                )
+                chunks: list[bytes] = []
+                for (table,) in tables:
+                    for row in await conn.fetch(f'SELECT * FROM "{table}"'):  # noqa: S608 - catalog names
+                        chunks.extend(
+                            value if isinstance(value, bytes) else str(value).encode()
+                            for value in row.values()
+                        )
+                return b"\n".join(chunks)
+            finally:
+                await conn.close()
+
+        return read
+
+    @pytest.fixture
+    def unreachable_store(self, box: SecretBox) -> Store:
+        closed = free_port()  # bound then released: nothing listens there
+        return PostgresStore(
+            f"postgresql://postgres@127.0.0.1:{closed}/test", secret_box=box, connect_timeout=2
+        )
