@@ -1,42 +1,51 @@
 """The Kafka boundary: record value bytes become a frozen `Event` or a `Rejection`. Pure: no I/O.
 
-`decode_event` checks, in this order, and the first failure is the reason (DESIGN.md §4):
+`decode_event` answers with the first problem it finds, in four stages (DESIGN.md §4):
 
-    tombstone            the record value is null (a Kafka tombstone)
-    too_large            over `max_bytes` (WEBHOOKS_MAX_EVENT_BYTES), checked before parsing
-    invalid_utf8         the bytes are not UTF-8
-    malformed_json       not one JSON text: syntax, empty value, BOM, lone surrogate escape
-    non_finite_number    NaN / Infinity / -Infinity literals (Python's json.dumps emits them)
-    number_out_of_range  a number orjson would change: a float overflowing to infinity, or an
-                         integer outside [-2^63, 2^64) (orjson turns those into floats silently)
-    too_deep             containers nested deeper than `max_depth` (orjson stops at 1024)
-    not_an_object        the top-level value is not an object
-    duplicate_keys       an object repeats a key at any depth (orjson keeps the last silently)
-    invalid_envelope     `id`, `type`, `created` or `data` missing or malformed, or extra fields
-    unknown_type         a well-formed `type` that is not in the catalog
-    missing_organization `data.organizationId` absent or not an `org_…` id
-    schema_violation     `data` does not match its type's schema
+1. Before parsing
+       tombstone             the record value is null (a Kafka tombstone)
+       too_large             over `max_bytes` (WEBHOOKS_MAX_EVENT_BYTES)
+2. Parsing (orjson); bad UTF-8 anywhere wins, otherwise the first error in the text
+       invalid_utf8          the bytes are not UTF-8 (encoded surrogates included)
+       malformed_json        not one JSON text: syntax, empty or blank value, a UTF-8 BOM, a
+                             lone surrogate escape such as "\\ud800" (the bytes are UTF-8; the
+                             text names no character)
+       non_finite_number     NaN, Infinity, -Infinity (what Python's json.dumps writes for them)
+       number_out_of_range   a float literal beyond ±1.8e308
+       too_deep              nesting beyond orjson's own limit of 1024
+3. Structure
+       too_deep              containers nested deeper than `max_depth` (default 32)
+       not_an_object         the top-level value is an array, a string, a number, true/false/null
+       number_out_of_range   an integer outside [-2^63, 2^64): orjson would silently turn it
+                             into a float and the body would carry another number
+       duplicate_keys        an object repeats a key, at any depth: orjson would silently keep
+                             the last one
+4. Schemas (the catalog)
+       invalid_envelope      `id`, `type`, `created` or `data` missing or malformed, extra fields
+       unknown_type          a well-formed `type` that is not in the catalog
+       missing_organization  `data.organizationId` absent, null or not an `org_…` id
+       schema_violation      `data` does not match its type's schema
 
-Depth comes before duplicates because orjson already reports depth while parsing, and the
-duplicate scan below must never see a deeper document than Python's recursion allows.
+`Event.body` is `orjson.dumps` of the parsed envelope: compact JSON (whitespace dropped, escapes
+resolved, keys in the publisher's order), the exact bytes every endpoint receives on every
+attempt. `Event.created` is the envelope's `created` in UTC (nanoseconds cut to microseconds).
 
-`Event.body` is `orjson.dumps` of the parsed envelope: compact JSON (whitespace dropped, keys in
-the publisher's order), the exact bytes every endpoint receives on every attempt.
-
-Duplicate keys and out-of-range integers cost almost nothing on the common path. orjson parses
-(~1.5 µs per KB) and re-serialises (~0.3 µs); if the body equals the input, as it does for every
-compact publisher including `encode_event`, the input can hold neither (dropping a pair or
-turning an integer into a float changes the bytes). Otherwise two byte counts decide: with no
-`\\u003a` escape in the input, equal `:` counts in input and body prove no pair was dropped
-(each member has one structural colon, and string colons are preserved), and out-of-range
-integers come back as floats of magnitude ≥ 9.2e18, which orjson always writes with `e+`. Only
-when a count differs does a precise second parse with Python's json and hooks run (~8 µs per
-KB) to confirm and name the key or number.
+Finding what orjson hides costs almost nothing on the common path. orjson parses (~2 µs for
+1 KB) and re-serialises (~0.5 µs). If the body equals the input, as it does for every compact
+publisher including `encode_event`, the input holds neither a duplicate key nor a big integer:
+dropping a pair or turning an integer into a float would change the bytes. Otherwise (spaces,
+indentation, escapes) byte scans decide in ~1.5 µs per KB: with no `\\u003a` escape in the
+input, equal `:` counts in input and body prove no pair was dropped (every member has one
+structural colon and string colons survive), and an integer made a float has a magnitude of at
+least 9.2e18, which orjson always writes with `e+`. Only if a scan is inconclusive does a
+second, precise parse with Python's json and hooks run (~8 µs per KB) to confirm and to name the
+key or the number. Depth is checked first so that parse never meets deep recursion.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +63,7 @@ DEFAULT_MAX_BYTES = 256 * 1024  # WEBHOOKS_MAX_EVENT_BYTES' default
 _MAX_REPORTED = 5  # violations spelled out in a detail; the rest are counted
 _INT_RANGE = range(-(2**63), 2**64)  # what orjson keeps as an integer
 _ENVELOPE_FIELDS = frozenset({"id", "type", "created"})
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 
 
 class RejectReason(StrEnum):
@@ -222,9 +232,8 @@ def _normalised_away(value: bytes, body: bytes) -> Rejection | None:
     """A duplicate key or an out-of-range integer that parsing hid (see the module docstring)."""
     suspicious = (
         value.count(b":") != body.count(b":")
-        or b"\\u003a" in value
-        or b"\\u003A" in value
-        or b"e+" in body
+        or _ESCAPED_COLON.search(value) is not None
+        or (b"+" in body and b"e+" in body)  # memchr for the rare `+` first: 0.05 µs, not 0.9
     )
     return _scan(value) if suspicious else None
 
