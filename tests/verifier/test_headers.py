@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from layers_webhooks import MalformedHeaderError, MissingHeaderError, Webhook
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .fake_frameworks import CaseInsensitiveHeaders
 from .material import BODY, NEW_SECRET, NOW, signed
-
-
-class CaseInsensitiveHeaders(Mapping[str, str]):
-    """Header objects of Django (request.headers), Werkzeug/Flask and Starlette/FastAPI.
-
-    All three look names up case-insensitively; they differ in how `.items()` spells the
-    names, which is what `spelling` reproduces (Title-Case for Django and Werkzeug, lower
-    case for Starlette).
-    """
-
-    def __init__(self, headers: Mapping[str, str], spelling: str) -> None:
-        self._headers = {key.lower(): value for key, value in headers.items()}
-        self._spell = str.title if spelling == "title" else str.lower
-
-    def __getitem__(self, key: str) -> str:
-        return self._headers[key.lower()]
-
-    def __iter__(self) -> Iterator[str]:
-        return (self._spell(key) for key in self._headers)
-
-    def __len__(self) -> int:
-        return len(self._headers)
 
 
 class GetOnly:
