@@ -14,15 +14,21 @@ Base64 is the standard alphabet, strictly decoded; missing ``=`` padding is tole
 from __future__ import annotations
 
 import binascii
+import hashlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import InvalidSecretError
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = [
     "ED25519_EXTRA_HINT",
     "PUBLIC_KEY_PREFIX",
     "SECRET_PREFIX",
     "Ed25519Check",
+    "HmacKey",
     "decode_b64",
     "load_ed25519",
     "parse_keys",
@@ -42,6 +48,41 @@ Ed25519Check = Callable[[bytes, bytes], bool]
 """``check(signature, signed_content) -> bool`` for one public key."""
 
 
+class HmacKey:
+    """An HMAC-SHA256 key with its padded-key hash states computed once.
+
+    RFC 2104, section 4 ("Implementation notes"): the hash states after absorbing
+    ``K xor ipad`` and ``K xor opad`` "may be precomputed and stored" so each message costs
+    only its own compression rounds. Per message: copy the two states instead of re-keying,
+    which roughly halves the cost of a 1 KiB verification, and feed the id/timestamp prefix and
+    the body separately, so the body is never copied into one signed-content buffer. Equal to
+    ``hmac.digest(key, prefix + body, "sha256")``; a test holds it to that.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    _BLOCK = 64  # SHA-256 block size in bytes
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self._BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self._BLOCK, b"\0")
+        self._inner: HASH = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer: HASH = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def mac(self, prefix: bytes, body: bytes) -> bytes:
+        """HMAC-SHA256 of ``prefix + body``."""
+        inner = self._inner.copy()
+        inner.update(prefix)
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "HmacKey(<redacted>)"
+
+
 def decode_b64(text: str) -> bytes | None:
     """Strict standard base64 (padding optional), or None when `text` is not base64."""
     try:
@@ -52,8 +93,8 @@ def decode_b64(text: str) -> bytes | None:
 
 def parse_keys(
     whsecret: str | bytes | Sequence[str | bytes],
-) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """``(hmac_keys, ed25519_public_keys)``, each in the order given (newest first).
+) -> tuple[tuple[HmacKey, ...], tuple[bytes, ...]]:
+    """``(hmac_keys, raw ed25519_public_keys)``, each in the order given (newest first).
 
     Raises `InvalidSecretError` naming the position of the first bad key, never its value.
     """
@@ -88,7 +129,7 @@ def parse_keys(
                 reason=f"expected a {SECRET_PREFIX!r} secret or a {PUBLIC_KEY_PREFIX!r} public "
                 "key (pass bytes for an already-decoded HMAC key)",
             )
-    return tuple(secrets), tuple(public_keys)
+    return tuple(HmacKey(secret) for secret in secrets), tuple(public_keys)
 
 
 def _decode(index: int, key: str, prefix: str) -> bytes:

@@ -113,8 +113,7 @@ class Webhook:
         body = _body_bytes(data)
         signed = read_signed_headers(headers)
         self._check_window(signed, now)
-        content = b"%s.%d.%s" % (signed.msg_id.encode(), signed.timestamp, body)
-        self._check_signatures(signed, content)
+        self._check_signatures(signed, body)
         payload = _parse_json(signed.msg_id, body) if json_parse else None
         if self._seen_ids is not None:
             # Remember the id for as long as this message could still pass the window.
@@ -133,9 +132,11 @@ class Webhook:
                 msg_id=signed.msg_id, timestamp=signed.timestamp, now=now, tolerance=self._tolerance
             )
 
-    def _check_signatures(self, signed: SignedHeaders, content: bytes) -> None:
+    def _check_signatures(self, signed: SignedHeaders, body: bytes) -> None:
         """Return if any (key, entry) pair matches; unknown versions and junk are skipped."""
+        prefix = b"%s.%d." % (signed.msg_id.encode(), signed.timestamp)
         expected: list[bytes] | None = None
+        content: bytes | None = None
         checked = 0
         v1a_skipped = False
         for version, signature in signed.signatures:
@@ -145,7 +146,7 @@ class Webhook:
                     continue
                 checked += 1
                 if expected is None:  # computed once, and only if a v1 entry exists
-                    expected = [hmac.digest(key, content, "sha256") for key in self._secrets]
+                    expected = [key.mac(prefix, body) for key in self._secrets]
                 for digest in expected:
                     if hmac.compare_digest(digest, candidate):
                         return
@@ -157,6 +158,8 @@ class Webhook:
                     v1a_skipped = True
                     continue
                 checked += 1
+                if content is None:  # ed25519 takes the message in one piece
+                    content = prefix + body
                 if any(check(candidate, content) for check in self._ed25519):
                     return
         versions = tuple(dict.fromkeys(version for version, _ in signed.signatures))
@@ -177,9 +180,9 @@ class Webhook:
         an id or timestamp this library would reject on the receiving side, and
         `InvalidSecretError` when only public keys are configured.
         """
-        content = self._signed_content(msg_id, timestamp, payload)
+        prefix = self._signed_prefix(msg_id, timestamp)
         return " ".join(
-            "v1," + binascii.b2a_base64(hmac.digest(key, content, "sha256"), newline=False).decode()
+            "v1," + binascii.b2a_base64(key.mac(prefix, payload), newline=False).decode()
             for key in self._secrets
         )
 
@@ -192,9 +195,11 @@ class Webhook:
             aware = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
             timestamp = math.floor(aware.timestamp())
         payload = data.encode() if isinstance(data, str) else data
-        return self.sign_header(msg_id, timestamp, payload).split(" ", 1)[0]
+        mac = self._secrets[0].mac(self._signed_prefix(msg_id, timestamp), payload)
+        return "v1," + binascii.b2a_base64(mac, newline=False).decode()
 
-    def _signed_content(self, msg_id: str, timestamp: int, payload: bytes) -> bytes:
+    def _signed_prefix(self, msg_id: str, timestamp: int) -> bytes:
+        """``{msg_id}.{timestamp}.``: the signed content is this prefix, then the body."""
         if not self._secrets:
             raise InvalidSecretError(index=0, reason="no whsec_ secret configured to sign with")
         problem = id_problem(msg_id)
@@ -202,7 +207,7 @@ class Webhook:
             raise ValueError(f"msg_id {msg_id!r}: {problem}")
         if not 0 <= timestamp < 10**12:
             raise ValueError(f"timestamp must be unix seconds, got {timestamp}")
-        return b"%s.%d.%s" % (msg_id.encode(), timestamp, payload)
+        return b"%s.%d." % (msg_id.encode(), timestamp)
 
 
 def _body_bytes(data: object) -> bytes:
