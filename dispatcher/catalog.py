@@ -150,11 +150,13 @@ class Catalog:
 
     def schema(self, event_type: str) -> dict[str, Any]:
         """The type's `data` schema, self-contained (shared `$defs` bundled in); a fresh copy."""
-        return orjson.loads(self._get(event_type).schema_json)  # type: ignore[no-any-return]
+        schema: dict[str, Any] = orjson.loads(self._get(event_type).schema_json)
+        return schema
 
     def envelope_schema(self) -> dict[str, Any]:
         """The envelope schema, self-contained; a fresh copy."""
-        return orjson.loads(self._envelope_json)  # type: ignore[no-any-return]
+        schema: dict[str, Any] = orjson.loads(self._envelope_json)
+        return schema
 
     def examples(self, event_type: str) -> tuple[dict[str, Any], ...]:
         """The type's example `data` objects (at least one); fresh copies."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,7 +101,7 @@ class InvalidEventError(ValueError):
         self.rejection = rejection
 
 
-class _Found(Exception):  # noqa: N818 - carries a verdict out of json.loads hooks; never escapes
+class _Found(Exception):  # noqa: N818 - a verdict leaving json.loads hooks, never escapes
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(rejection.detail)
         self.rejection = rejection
@@ -246,9 +247,8 @@ def _scan(value: bytes) -> Rejection | None:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(items)
         if len(obj) != len(items):
-            seen: set[str] = set()
-            key = next(key for key, _ in items if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-            duplicated.append((obj, key))
+            counts = Counter(key for key, _ in items)
+            duplicated.append((obj, next(key for key, count in counts.items() if count > 1)))
         return obj
 
     def integer(literal: str) -> int:
@@ -269,12 +269,14 @@ def _scan(value: bytes) -> Rejection | None:
         return found.rejection
     if not duplicated:
         return None
-    obj, key = duplicated[0]
-    where = next(format_path(path) for path, node in _objects(root, ()) if node is obj)
+    # The first object in document order that is still in the tree: a repeated key may have
+    # dropped a value holding other offenders, but never the outermost one.
+    repeated = {id(obj): key for obj, key in duplicated}
+    path, key = next((p, repeated[id(n)]) for p, n in _objects(root, ()) if id(n) in repeated)
     more = f" (and {len(duplicated) - 1} more objects)" if len(duplicated) > 1 else ""
     return Rejection(
         reason=RejectReason.DUPLICATE_KEYS,
-        detail=f"duplicate key {json.dumps(key)} in {where}{more}",
+        detail=f"duplicate key {json.dumps(key)} in {format_path(path)}{more}",
     )
 
 

@@ -367,6 +367,12 @@ CORPUS: list[tuple[str, bytes | None, RejectReason, str]] = [
         'duplicate key "a" in data.items[0]',
     ),
     (
+        "duplicate-inside-a-dropped-duplicate",
+        with_data(x=1).replace(b'"x":1', b'"x":{"y":1,"y":2},"x":3'),
+        RejectReason.DUPLICATE_KEYS,
+        'duplicate key "x" in data (and 1 more objects)',
+    ),
+    (
         "missing-id-and-extra-field",
         orjson.dumps({**{k: v for k, v in GOOD.items() if k != "id"}, "extra": 1}),
         RejectReason.INVALID_ENVELOPE,
@@ -546,14 +552,15 @@ JSON_VALUES = st.recursive(
 
 
 def dump(node: object, duplicate: object, escape_colons: bool) -> str:
-    """JSON text for `node`; the object `duplicate` (by identity) repeats its first member."""
+    """JSON text for `node`; the object `duplicate` (by identity) repeats its first key, with
+    the value 0, so the first value (and anything nested in it) is what parsing drops."""
     if isinstance(node, dict):
         members = [
             f"{dump(key, None, escape_colons)}:{dump(value, duplicate, escape_colons)}"
             for key, value in node.items()
         ]
         if node is duplicate:
-            members.append(members[0])
+            members.append(f"{dump(next(iter(node)), None, escape_colons)}:0")
         return "{" + ", ".join(members) + "}"
     if isinstance(node, list):
         return "[" + ",".join(dump(item, duplicate, escape_colons) for item in node) + "]"
