@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import importlib.metadata
 import json
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import tomllib
 
 import layers_webhooks
+import layers_webhooks.webhook
 import pytest
 
 from .material import REPO
@@ -115,6 +117,13 @@ def test_version_matches_the_distribution() -> None:
     """__version__ is the version in verifier/pyproject.toml."""
     project = tomllib.loads((REPO / "verifier" / "pyproject.toml").read_text())["project"]
     assert layers_webhooks.__version__ == project["version"]
+
+
+def test_docstring_examples_run() -> None:
+    """The usage examples in the modules' docstrings are correct (doctest)."""
+    results = [doctest.testmod(module) for module in (layers_webhooks.webhook,)]
+    assert sum(result.attempted for result in results) >= 2
+    assert sum(result.failed for result in results) == 0
 
 
 def test_the_package_is_typed() -> None:

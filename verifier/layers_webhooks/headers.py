@@ -2,8 +2,8 @@
 
 Accepted header containers: a plain ``dict`` in any letter case, aiohttp's ``CIMultiDict``,
 Starlette/FastAPI ``Headers``, Werkzeug/Flask ``EnvironHeaders``, Django's
-``request.headers`` and the WSGI-style ``request.META`` (``HTTP_WEBHOOK_ID``), raw
-``(bytes, bytes)`` pairs as mappings, and anything else with ``.items()`` or ``.get()``.
+``request.headers`` and the WSGI-style ``request.META`` (``HTTP_WEBHOOK_ID``), mappings of
+raw ASGI ``bytes`` names and values, and anything else with ``.items()`` or ``.get()``.
 
 Names are matched case-insensitively. ``webhook-*`` is the Standard Webhooks name; the
 ``svix-*`` name of each header is a fallback so receivers migrating from Svix keep working.
@@ -46,7 +46,7 @@ MAX_SIGNATURES = 32
 
 ID, TIMESTAMP, SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
 
-# Every accepted spelling after lower-casing, mapped to itself; `svix-*` are the fallbacks.
+# The accepted names, lower-cased; the `svix-*` names are fallbacks for the `webhook-*` ones.
 _WANTED = frozenset(
     {ID, TIMESTAMP, SIGNATURE, "svix-id", "svix-timestamp", "svix-signature"},
 )
@@ -110,7 +110,7 @@ def _collect(headers: object) -> dict[str, str]:
 
 def _collect_items(items: Callable[[], Iterable[tuple[object, object]]]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for key, value in items():  # the hot loop of verify(): no calls for unrelated headers
+    for key, value in items():  # verify()'s hot loop: an unrelated header costs a lower()
         if isinstance(key, str):
             name = key.lower()
             if name not in _WANTED:
@@ -145,7 +145,7 @@ def _collect_get(get: Callable[[str], object]) -> dict[str, str]:
 
 
 def _normalize(key: object) -> str | None:
-    """The wanted header `key` names, lower-cased, or None for any other header."""
+    """The lower-cased name if `key` (str, or bytes from raw ASGI headers) is wanted, else None."""
     if isinstance(key, bytes | bytearray):
         key = bytes(key).decode("latin-1")
     elif not isinstance(key, str):
