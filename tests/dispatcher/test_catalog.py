@@ -212,7 +212,7 @@ def test_publisher_ids_in_the_charset_are_accepted(catalog: Catalog, event_id: s
 
 @pytest.mark.parametrize("event_id", ["", "a" * 129, "evt 1", "evt/1", "évt_1", "evt_1\n", "evt.1"])
 def test_ids_outside_the_charset_are_refused(catalog: Catalog, event_id: str) -> None:
-    """Empty, too long, or non-charset ids (spaces, slashes, non-ASCII, newlines, dots) are invalid."""
+    """Empty, too long or non-charset ids (space, slash, non-ASCII, newline, dot) are invalid."""
     assert [v.path for v in catalog.violations({**ENVELOPE, "id": event_id})] == [("id",)]
 
 
