@@ -25,6 +25,7 @@ WORKDIR /src
 COPY verifier/ verifier/
 COPY pyproject.toml README.md ./
 COPY dispatcher/ dispatcher/
+# The event catalog: pyproject.toml maps it into the wheel as the package dispatcher.schemas.
 COPY schemas/ schemas/
 
 # The verifier first: the service depends on `layers-webhooks`, which is not on any index.
