@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
     """Run inside a transaction."""
+    await conn.execute(KEYED_PLANS)
     deliveries = batch.deliveries
     if deliveries:
         # Deliveries routed to an endpoint deleted since are dropped, not an error. The key
@@ -50,6 +51,7 @@ async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
         inserted_events = {row[0] for row in rows}
     created: dict[str, str] = {}
     if deliveries:
+        await _lock_stored_events({d.event_id for d in deliveries} - inserted_events, conn)
         rows = await conn.fetch(
             _INSERT_DELIVERIES,
             [d.id for d in deliveries],
@@ -94,6 +96,28 @@ async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
     )
 
 
+async def _lock_stored_events(event_ids: set[str], conn: Conn) -> None:
+    """Deliveries may reference events stored by an earlier batch: they must exist, and stay
+    until we commit (a purge waits). There are no foreign keys to do this (see 0001)."""
+    if not event_ids:
+        return
+    found = {row[0] for row in await conn.fetch(_LOCK_STORED_EVENTS, sorted(event_ids))}
+    if missing := event_ids - found:
+        raise ValueError(f"integrity violation: deliveries of unknown events {sorted(missing)}")
+
+
+async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:
+    """Delete the deliveries whose `column` (endpoint_id or event_id) is in `values`, with
+    their attempts, in chunks; run inside a transaction. Attempts go in a later statement
+    than their deliveries, so an attempt committed by a `complete` we waited for is seen."""
+    delete = _DELETE_DELIVERIES_BY[column]
+    while values:
+        gone = [row[0] for row in await conn.fetch(delete, values, DELETE_CHUNK)]
+        await conn.execute("DELETE FROM attempts WHERE delivery_id = ANY($1::text[])", gone)
+        if len(gone) < DELETE_CHUNK:
+            return
+
+
 async def claim_due(
     conn: Conn,
     *,
@@ -103,24 +127,34 @@ async def claim_due(
     lease_expires_at: datetime,
     stamp: datetime,
 ) -> list[Claim]:
-    """One statement: SKIP LOCKED makes concurrent claimers take disjoint rows, and the
-    re-check after locking drops a row another claimer leased meanwhile."""
-    rows = await conn.fetch(_CLAIM, now, limit, lease_owner, lease_expires_at, stamp)
+    """Run inside a transaction. SKIP LOCKED makes concurrent claimers take disjoint rows,
+    and the re-check after locking drops a row another claimer leased meanwhile. Each
+    event's type and body are fetched once, however many of its deliveries were claimed."""
+    await conn.execute(KEYED_PLANS)
+    leased = await conn.fetch(_CLAIM, now, limit, lease_owner, lease_expires_at, stamp)
+    if not leased:
+        return []
+    events = {
+        row["id"]: (row["type"], row["body"])
+        for row in await conn.fetch(_CLAIMED_EVENTS, list({row["event_id"] for row in leased}))
+    }
+    leased.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
     return [
         Claim(
             delivery_id=row["id"],
             event_id=row["event_id"],
-            event_type=row["type"],
+            event_type=events[row["event_id"]][0],
             endpoint_id=row["endpoint_id"],
             attempts=row["attempts"],
-            body=row["body"],
+            body=events[row["event_id"]][1],
         )
-        for row in rows
+        for row in leased
     ]
 
 
 async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) -> None:
     """Run inside a transaction."""
+    await conn.execute(KEYED_PLANS)
     # Endpoints first (in id order), then deliveries: the order a cascading delete locks
     # them in, so the two cannot deadlock.
     clocks = schema.endpoint_clocks(results)
@@ -157,6 +191,16 @@ async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) 
     )
 
 
+# The hot path's statements touch a few hundred rows by key. Planner statistics lag behind a
+# fast-changing queue (a fresh table, a sudden backlog), and with them the planner was seen
+# sorting every due row to claim 500, and hash-joining a whole table to update 500 rows by
+# id. Inside these transactions only, it must use the indexes.
+KEYED_PLANS = """
+    SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+    SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+    SET LOCAL enable_sort = off
+"""
+
 _LOCK_LIVE_ENDPOINTS = """
     SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
 """
@@ -188,6 +232,20 @@ _INSERT_DEAD_LETTERS = """
     ON CONFLICT DO NOTHING
 """
 
+_LOCK_STORED_EVENTS = """
+    SELECT id FROM events WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
+"""
+
+DELETE_CHUNK = 5000
+_DELETE_DELIVERIES_BY = {
+    column: f"""
+        DELETE FROM deliveries WHERE id IN
+            (SELECT id FROM deliveries WHERE {column} = ANY($1::text[]) LIMIT $2)
+        RETURNING id
+    """  # noqa: S608 - `column` is one of the two constants here
+    for column in ("endpoint_id", "event_id")
+}
+
 _CLAIM = """
     WITH due AS (
         SELECT id FROM deliveries
@@ -195,16 +253,14 @@ _CLAIM = """
         ORDER BY due_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED
-    ), leased AS (
-        UPDATE deliveries AS d
-        SET lease_owner = $3, lease_expires_at = $4, updated_at = $5
-        FROM due WHERE d.id = due.id
-        RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
     )
-    SELECT l.id, l.event_id, e.type, l.endpoint_id, l.attempts, e.body
-    FROM leased AS l JOIN events AS e ON e.id = l.event_id
-    ORDER BY l.next_attempt_at
+    UPDATE deliveries AS d
+    SET lease_owner = $3, lease_expires_at = $4, updated_at = $5
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
 """
+
+_CLAIMED_EVENTS = "SELECT id, type, body FROM events WHERE id = ANY($1::text[])"
 
 # A success advances last_success_at and resets failing_since to the batch's first failure
 # after it (NULL when none); failures alone start failing_since if it is not running. A row

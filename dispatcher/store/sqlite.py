@@ -179,7 +179,8 @@ class SQLiteStore:
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"integrity violation: {exc}") from exc
         except sqlite3.Error as exc:
-            if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
+            code = getattr(exc, "sqlite_errorcode", None)  # None for the module's own checks
+            if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
                 raise StoreUnavailableError(f"SQLite {self.path}: {exc}") from exc
             raise
 
@@ -428,6 +429,8 @@ class SQLiteStore:
         ]
 
     async def complete(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
         await self._write(partial(batches.complete, results=results, now=_us(self._clock())))
 
     async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
