@@ -27,7 +27,8 @@ from dispatcher.settings import Settings
 FAST_LADDER = "100ms,100ms,100ms,100ms,100ms,100ms,100ms"
 
 
-def test_settings(database_url: str, bootstrap: str, **env: str) -> Settings:
+def service_env(database_url: str, bootstrap: str, **env: str) -> dict[str, str]:
+    """`WEBHOOKS_*` variables for a test service: fresh topic and group, compressed ladder."""
     base = {
         "WEBHOOKS_DATABASE_URL": database_url,
         "WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -45,7 +46,11 @@ def test_settings(database_url: str, bootstrap: str, **env: str) -> Settings:
         "WEBHOOKS_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
     base.update(env)
-    return Settings.from_env(base)
+    return base
+
+
+def test_settings(database_url: str, bootstrap: str, **env: str) -> Settings:
+    return Settings.from_env(service_env(database_url, bootstrap, **env))
 
 
 @functools.cache
