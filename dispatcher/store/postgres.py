@@ -1,7 +1,7 @@
 """The PostgreSQL backend (`postgresql://…`): production, many replicas sharing one database.
 
 An asyncpg pool; statements are prepared and cached per connection. Replicas claim due work
-with `FOR UPDATE SKIP LOCKED`; the hot path is batched with `unnest` (postgres_batch.py).
+with `FOR UPDATE SKIP LOCKED`; the hot path is batched with `unnest` (postgres_queries.py).
 Connection failures become StoreUnavailableError; a deadlock or serialization failure is
 retried a few times first; an integrity violation (a caller's bug) becomes ValueError.
 """
@@ -28,7 +28,7 @@ from dispatcher.models import (
     Organization,
 )
 from dispatcher.secretbox import SecretBox
-from dispatcher.store import postgres_batch as batches
+from dispatcher.store import postgres_queries as q
 from dispatcher.store import schema
 from dispatcher.store.base import (
     AttemptRecord,
@@ -42,7 +42,7 @@ from dispatcher.store.base import (
 )
 
 if TYPE_CHECKING:
-    from dispatcher.store.postgres_batch import Conn
+    from dispatcher.store.postgres_queries import Conn
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ _SESSION_SETTINGS = {"jit": "off", "application_name": "layers-webhooks"}
 
 
 async def _keep_session(conn: object) -> None:
-    """The pool's reset between uses. The store sets no session state (no SET, cursors,
+    """The pool's reset between uses. The store sets no session state (no session SET, cursors,
     LISTEN or session advisory locks), and asyncpg rolls back an abandoned transaction
     itself, so the default reset query would be a wasted round trip per operation."""
 
@@ -240,7 +240,7 @@ class PostgresStore:
                 VALUES ($1, $2, $3::jsonb, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13,
                     $7)
                 """,
-                *_endpoint_config(endpoint, now),
+                *q.endpoint_config(endpoint, now),
                 endpoint.id,
                 endpoint.organization_id,
                 endpoint.status.value,
@@ -248,7 +248,7 @@ class PostgresStore:
                 disabled_at,
                 endpoint.created_by_key_id,
             )
-            await conn.execute(_INSERT_CIPHERTEXT, endpoint.id, sealed, now)
+            await conn.execute(q.INSERT_CIPHERTEXT, endpoint.id, sealed, now)
 
         await self._run(work, transaction=True)
 
@@ -282,7 +282,7 @@ class PostgresStore:
                 rate_limit = $4, description = $5, metadata = $6::jsonb, updated_at = $7
             WHERE id = $8
             """,
-            *_endpoint_config(endpoint, now),
+            *q.endpoint_config(endpoint, now),
             endpoint.id,
         )
         if not changed:
@@ -295,7 +295,7 @@ class PostgresStore:
                 "SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint_id
             ):
                 return False
-            await batches.delete_deliveries(conn, "endpoint_id", [endpoint_id])
+            await q.delete_deliveries(conn, "endpoint_id", [endpoint_id])
             await conn.execute("DELETE FROM endpoints WHERE id = $1", endpoint_id)
             return True
 
@@ -351,7 +351,7 @@ class PostgresStore:
                 endpoint_id,
                 old_expires_at,
             )
-            await conn.execute(_INSERT_CIPHERTEXT, endpoint_id, sealed, now)
+            await conn.execute(q.INSERT_CIPHERTEXT, endpoint_id, sealed, now)
 
         await self._run(work, transaction=True)
 
@@ -383,14 +383,14 @@ class PostgresStore:
     # -- the hot path ---------------------------------------------------------------------
 
     async def ingest(self, batch: IngestBatch) -> IngestResult:
-        work = partial(batches.ingest, batch=batch, now=self._clock())
+        work = partial(q.ingest, batch=batch, now=self._clock())
         return await self._run(work, transaction=True)
 
     async def claim_due(
         self, *, now: datetime, limit: int, lease_owner: str, lease_expires_at: datetime
     ) -> list[Claim]:
         work = partial(
-            batches.claim_due,
+            q.claim_due,
             now=now,
             limit=limit,
             lease_owner=lease_owner,
@@ -401,7 +401,7 @@ class PostgresStore:
 
     async def complete(self, results: Sequence[AttemptResult]) -> None:
         if results:
-            work = partial(batches.complete, results=results, now=self._clock())
+            work = partial(q.complete, results=results, now=self._clock())
             await self._run(work, transaction=True)
 
     async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
@@ -440,7 +440,7 @@ class PostgresStore:
                 before,
                 PURGE_CHUNK,
             )
-            await batches.delete_deliveries(conn, "event_id", [row[0] for row in gone])
+            await q.delete_deliveries(conn, "event_id", [row[0] for row in gone])
             return len(gone)
 
         total = 0
@@ -453,7 +453,7 @@ class PostgresStore:
     # -- reads and on-call actions for the HTTP API -----------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
-        row = await self._one(f"{_SELECT_DELIVERIES} WHERE d.id = $1", delivery_id)
+        row = await self._one(f"{q.SELECT_DELIVERIES} WHERE d.id = $1", delivery_id)
         return None if row is None else schema.delivery_from_row(row, _same)
 
     async def list_deliveries(
@@ -468,7 +468,7 @@ class PostgresStore:
         limit: int = 100,
     ) -> list[DeliveryRecord]:
         rows = await self._all(
-            f"{_SELECT_DELIVERIES} {_MATCHING} AND ($6::text IS NULL OR d.id < $6) "
+            f"{q.SELECT_DELIVERIES} {q.MATCHING_DELIVERIES} AND ($6::text IS NULL OR d.id < $6) "
             "ORDER BY d.id DESC LIMIT $7",
             endpoint_id,
             None if status is None else [status.value],
@@ -490,7 +490,7 @@ class PostgresStore:
         until: datetime | None = None,
     ) -> int:
         row = await self._one(
-            _COUNT_DELIVERIES,
+            q.COUNT_DELIVERIES,
             endpoint_id,
             None if statuses is None else [s.value for s in statuses],
             None if types is None else list(types),
@@ -517,7 +517,7 @@ class PostgresStore:
 
     async def list_event_deliveries(self, event_id: str) -> list[DeliveryRecord]:
         rows = await self._all(
-            f"{_SELECT_DELIVERIES} WHERE d.event_id = $1 ORDER BY d.id", event_id
+            f"{q.SELECT_DELIVERIES} WHERE d.event_id = $1 ORDER BY d.id", event_id
         )
         return [schema.delivery_from_row(row, _same) for row in rows]
 
@@ -571,41 +571,3 @@ class PostgresStore:
             return len(replayed)
 
         return await self._run(work)
-
-
-_INSERT_CIPHERTEXT = (
-    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES ($1, $2, $3)"
-)
-
-_SELECT_DELIVERIES = (
-    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
-    "JOIN events AS e ON e.id = d.event_id"
-)
-
-# The filters of list_deliveries and count_deliveries: $1 endpoint, $2 statuses, $3 types,
-# $4 since (inclusive), $5 until (exclusive); NULL means "any".
-_MATCHING = """
-    WHERE d.endpoint_id = $1
-      AND ($2::text[] IS NULL OR d.status = ANY($2))
-      AND ($3::text[] IS NULL OR e.type = ANY($3))
-      AND ($4::timestamptz IS NULL OR d.created_at >= $4)
-      AND ($5::timestamptz IS NULL OR d.created_at < $5)
-"""
-
-_COUNT_DELIVERIES = (
-    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
-    + _MATCHING
-)
-
-
-def _endpoint_config(endpoint: Endpoint, updated_at: datetime) -> tuple[Any, ...]:
-    """$1..$7 of the endpoint statements above: the columns a PATCH may change."""
-    return (
-        endpoint.url,
-        endpoint.scope.value,
-        schema.dump_event_types(endpoint.event_types),
-        endpoint.rate_limit,
-        endpoint.description,
-        schema.dump_metadata(endpoint.metadata),
-        updated_at,
-    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -31,7 +31,7 @@ from dispatcher.models import (
 )
 from dispatcher.secretbox import SecretBox
 from dispatcher.store import schema
-from dispatcher.store import sqlite_batch as batches
+from dispatcher.store import sqlite_queries as q
 from dispatcher.store.base import (
     AttemptRecord,
     DeadLetterRecord,
@@ -42,13 +42,11 @@ from dispatcher.store.base import (
     ReplayRecord,
     StoreUnavailableError,
 )
-from dispatcher.store.sqlite_batch import dt as _dt
-from dispatcher.store.sqlite_batch import json_list as _json_list
-from dispatcher.store.sqlite_batch import maybe_us as _maybe_us
-from dispatcher.store.sqlite_batch import us as _us
+from dispatcher.store.sqlite_queries import dt as _dt
+from dispatcher.store.sqlite_queries import json_list as _json_list
+from dispatcher.store.sqlite_queries import us as _us
 
 T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]
 Params = Sequence[Any] | dict[str, Any]
 
 MIN_SQLITE_VERSION = (3, 37, 0)  # STRICT tables; RETURNING needs 3.35
@@ -69,31 +67,6 @@ _UNAVAILABLE_CODES = frozenset(
         26,  # SQLITE_NOTADB
     }
 )
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration script into statements (executescript would commit midway)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-    leftover = [ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")]
-    if leftover:
-        raise ValueError(f"migration ends with an incomplete statement: {leftover[0]!r}")
-
-
-def _transaction(conn: sqlite3.Connection, work: Work[T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
 
 
 class SQLiteStore:
@@ -184,11 +157,11 @@ class SQLiteStore:
                 raise StoreUnavailableError(f"SQLite {self.path}: {exc}") from exc
             raise
 
-    async def _read(self, work: Work[T]) -> T:
+    async def _read(self, work: q.Work[T]) -> T:
         return await self._run(lambda conn: work(self._connected(conn)))
 
-    async def _write(self, work: Work[T]) -> T:
-        return await self._run(lambda conn: _transaction(self._connected(conn), work))
+    async def _write(self, work: q.Work[T]) -> T:
+        return await self._run(lambda conn: q.transaction(self._connected(conn), work))
 
     def _connected(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         if conn is None:
@@ -222,7 +195,7 @@ class SQLiteStore:
             applied = []
             for migration in schema.migrations("sqlite"):
                 if migration.version not in done:
-                    for statement in _statements(migration.sql):
+                    for statement in q.statements(migration.sql):
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, now)
@@ -280,10 +253,10 @@ class SQLiteStore:
                     disabled_at,
                     endpoint.created_by_key_id,
                     at,
-                    *_endpoint_config(endpoint, at),
+                    *q.endpoint_config(endpoint, at),
                 ),
             )
-            conn.execute(_INSERT_CIPHERTEXT, (endpoint.id, sealed, at))
+            conn.execute(q.INSERT_CIPHERTEXT, (endpoint.id, sealed, at))
 
         await self._write(work)
 
@@ -314,7 +287,7 @@ class SQLiteStore:
                 description = ?, metadata = ?, updated_at = ?
             WHERE id = ?
             """,
-            (*_endpoint_config(endpoint, _us(now)), endpoint.id),
+            (*q.endpoint_config(endpoint, _us(now)), endpoint.id),
         )
         if not changed:
             raise LookupError(f"endpoint {endpoint.id} does not exist")
@@ -371,7 +344,7 @@ class SQLiteStore:
                 """,
                 (endpoint_id, expires),
             )
-            conn.execute(_INSERT_CIPHERTEXT, (endpoint_id, sealed, at))
+            conn.execute(q.INSERT_CIPHERTEXT, (endpoint_id, sealed, at))
 
         await self._write(work)
 
@@ -403,14 +376,14 @@ class SQLiteStore:
     # -- the hot path ---------------------------------------------------------------------
 
     async def ingest(self, batch: IngestBatch) -> IngestResult:
-        return await self._write(partial(batches.ingest, batch=batch, now=_us(self._clock())))
+        return await self._write(partial(q.ingest, batch=batch, now=_us(self._clock())))
 
     async def claim_due(
         self, *, now: datetime, limit: int, lease_owner: str, lease_expires_at: datetime
     ) -> list[Claim]:
         rows = await self._write(
             partial(
-                batches.claim_due,
+                q.claim_due,
                 now=_us(now),
                 limit=limit,
                 lease=(lease_owner, _us(lease_expires_at), _us(self._clock())),
@@ -431,7 +404,7 @@ class SQLiteStore:
     async def complete(self, results: Sequence[AttemptResult]) -> None:
         if not results:
             return
-        await self._write(partial(batches.complete, results=results, now=_us(self._clock())))
+        await self._write(partial(q.complete, results=results, now=_us(self._clock())))
 
     async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
         await self._change(
@@ -472,7 +445,7 @@ class SQLiteStore:
     # -- reads and on-call actions for the HTTP API -----------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
-        row = await self._one(f"{_SELECT_DELIVERIES} WHERE d.id = ?", (delivery_id,))
+        row = await self._one(f"{q.SELECT_DELIVERIES} WHERE d.id = ?", (delivery_id,))
         return None if row is None else schema.delivery_from_row(row, _dt)
 
     async def list_deliveries(
@@ -486,7 +459,7 @@ class SQLiteStore:
         after: str | None = None,
         limit: int = 100,
     ) -> list[DeliveryRecord]:
-        params = _filters(
+        params = q.delivery_filters(
             endpoint_id,
             None if status is None else [status],
             None if event_type is None else [event_type],
@@ -494,7 +467,7 @@ class SQLiteStore:
             until,
         )
         rows = await self._all(
-            f"{_SELECT_DELIVERIES} {_MATCHING} AND (:after IS NULL OR d.id < :after) "
+            f"{q.SELECT_DELIVERIES} {q.MATCHING_DELIVERIES} AND (:after IS NULL OR d.id < :after) "
             "ORDER BY d.id DESC LIMIT :limit",
             {**params, "after": after, "limit": limit},
         )
@@ -510,7 +483,7 @@ class SQLiteStore:
         until: datetime | None = None,
     ) -> int:
         row = await self._one(
-            _COUNT_DELIVERIES, _filters(endpoint_id, statuses, types, since, until)
+            q.COUNT_DELIVERIES, q.delivery_filters(endpoint_id, statuses, types, since, until)
         )
         return 0 if row is None else int(row[0])
 
@@ -532,7 +505,7 @@ class SQLiteStore:
 
     async def list_event_deliveries(self, event_id: str) -> list[DeliveryRecord]:
         rows = await self._all(
-            f"{_SELECT_DELIVERIES} WHERE d.event_id = ? ORDER BY d.id", (event_id,)
+            f"{q.SELECT_DELIVERIES} WHERE d.event_id = ? ORDER BY d.id", (event_id,)
         )
         return [schema.delivery_from_row(row, _dt) for row in rows]
 
@@ -582,57 +555,3 @@ class SQLiteStore:
             return len(replayed)
 
         return await self._write(work)
-
-
-_INSERT_CIPHERTEXT = (
-    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES (?, ?, ?)"
-)
-
-_SELECT_DELIVERIES = (
-    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
-    "JOIN events AS e ON e.id = d.event_id"
-)
-
-# The filters of list_deliveries and count_deliveries (named parameters, see `_filters`).
-_MATCHING = """
-    WHERE d.endpoint_id = :endpoint_id
-      AND (:statuses IS NULL OR d.status IN (SELECT value FROM json_each(:statuses)))
-      AND (:types IS NULL OR e.type IN (SELECT value FROM json_each(:types)))
-      AND (:since IS NULL OR d.created_at >= :since)
-      AND (:until IS NULL OR d.created_at < :until)
-"""
-
-
-_COUNT_DELIVERIES = (
-    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
-    + _MATCHING
-)
-
-
-def _filters(
-    endpoint_id: str,
-    statuses: Collection[DeliveryStatus] | None,
-    types: Collection[str] | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> dict[str, Any]:
-    return {
-        "endpoint_id": endpoint_id,
-        "statuses": None if statuses is None else _json_list([s.value for s in statuses]),
-        "types": None if types is None else _json_list(types),
-        "since": _maybe_us(since),
-        "until": _maybe_us(until),
-    }
-
-
-def _endpoint_config(endpoint: Endpoint, updated_at: int) -> tuple[Any, ...]:
-    """The columns a PATCH may change, in the order the statements above list them."""
-    return (
-        endpoint.url,
-        endpoint.scope.value,
-        schema.dump_event_types(endpoint.event_types),
-        endpoint.rate_limit,
-        endpoint.description,
-        schema.dump_metadata(endpoint.metadata),
-        updated_at,
-    )

@@ -1,25 +1,35 @@
-"""The SQLite backend's hot path: the batched transactions `ingest`, `claim_due` and
-`complete`, as plain functions the worker thread runs inside `BEGIN IMMEDIATE … COMMIT`.
+"""The SQLite backend's queries: value encoding, transactions, migrations' statements, the
+batched hot path (`ingest`, `claim_due`, `complete` as plain functions the worker thread
+runs inside `BEGIN IMMEDIATE … COMMIT`) and the SQL the API reads share.
 
-Also the value encoding shared with `sqlite.py`: times are INTEGER microseconds since the
-Unix epoch (UTC), and a collection parameter is a JSON array read with `json_each` (SQLite's
-`= ANY($1)`).
+Times are INTEGER microseconds since the Unix epoch (UTC); a collection parameter is a JSON
+array read with `json_each` (SQLite's `= ANY($1)`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from dispatcher.ids import new_id
-from dispatcher.models import AttemptResult, DeadLetter, DeliveryStatus, Event, NewDelivery
+from dispatcher.models import (
+    AttemptResult,
+    DeadLetter,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    NewDelivery,
+)
 from dispatcher.store import schema
 from dispatcher.store.base import IngestBatch, IngestResult
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -42,6 +52,31 @@ def dt(value: int) -> datetime:
 def json_list(values: Collection[str]) -> str:
     """A parameter for `IN (SELECT value FROM json_each(?))`."""
     return orjson.dumps(list(values)).decode()
+
+
+def statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (executescript would commit midway)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    leftover = [ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    if leftover:
+        raise ValueError(f"migration ends with an incomplete statement: {leftover[0]!r}")
+
+
+def transaction(conn: sqlite3.Connection, work: Work[T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
 
 
 def ingest(conn: sqlite3.Connection, *, batch: IngestBatch, now: int) -> IngestResult:
@@ -235,3 +270,56 @@ _INSERT_ATTEMPT = """
         failure_kind, response_excerpt, detail)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+INSERT_CIPHERTEXT = (
+    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES (?, ?, ?)"
+)
+
+SELECT_DELIVERIES = (
+    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
+    "JOIN events AS e ON e.id = d.event_id"
+)
+
+# The filters of list_deliveries and count_deliveries (named parameters, see `delivery_filters`).
+MATCHING_DELIVERIES = """
+    WHERE d.endpoint_id = :endpoint_id
+      AND (:statuses IS NULL OR d.status IN (SELECT value FROM json_each(:statuses)))
+      AND (:types IS NULL OR e.type IN (SELECT value FROM json_each(:types)))
+      AND (:since IS NULL OR d.created_at >= :since)
+      AND (:until IS NULL OR d.created_at < :until)
+"""
+
+
+COUNT_DELIVERIES = (
+    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
+    + MATCHING_DELIVERIES
+)
+
+
+def delivery_filters(
+    endpoint_id: str,
+    statuses: Collection[DeliveryStatus] | None,
+    types: Collection[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "endpoint_id": endpoint_id,
+        "statuses": None if statuses is None else json_list([s.value for s in statuses]),
+        "types": None if types is None else json_list(types),
+        "since": maybe_us(since),
+        "until": maybe_us(until),
+    }
+
+
+def endpoint_config(endpoint: Endpoint, updated_at: int) -> tuple[Any, ...]:
+    """The columns a PATCH may change, in the order `sqlite.py`'s endpoint statements list them."""
+    return (
+        endpoint.url,
+        endpoint.scope.value,
+        schema.dump_event_types(endpoint.event_types),
+        endpoint.rate_limit,
+        endpoint.description,
+        schema.dump_metadata(endpoint.metadata),
+        updated_at,
+    )

@@ -1,7 +1,9 @@
-"""The PostgreSQL backend's hot path: `ingest`, `claim_due` and `complete` as batched
-statements. Each table gets one multi-row statement per batch, its rows passed as parallel
-arrays and expanded by `unnest`, so a batch of 500 deliveries costs a handful of round trips
-rather than 500.
+"""The PostgreSQL backend's queries: the batched hot path (`ingest`, `claim_due`,
+`complete`) and the SQL the API reads share.
+
+On the hot path each table gets one multi-row statement per batch, its rows passed as
+parallel arrays and expanded by `unnest`, so a batch of 500 deliveries costs a handful of
+round trips rather than 500.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dispatcher.ids import new_id
-from dispatcher.models import AttemptResult, Claim, DeliveryStatus
+from dispatcher.models import AttemptResult, Claim, DeliveryStatus, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.base import IngestBatch, IngestResult
 
@@ -295,3 +297,40 @@ _INSERT_ATTEMPTS = """
     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
                          $5::float8[], $6::int[], $7::text[], $8::bytea[], $9::text[])
 """
+
+INSERT_CIPHERTEXT = (
+    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES ($1, $2, $3)"
+)
+
+SELECT_DELIVERIES = (
+    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
+    "JOIN events AS e ON e.id = d.event_id"
+)
+
+# The filters of list_deliveries and count_deliveries: $1 endpoint, $2 statuses, $3 types,
+# $4 since (inclusive), $5 until (exclusive); NULL means "any".
+MATCHING_DELIVERIES = """
+    WHERE d.endpoint_id = $1
+      AND ($2::text[] IS NULL OR d.status = ANY($2))
+      AND ($3::text[] IS NULL OR e.type = ANY($3))
+      AND ($4::timestamptz IS NULL OR d.created_at >= $4)
+      AND ($5::timestamptz IS NULL OR d.created_at < $5)
+"""
+
+COUNT_DELIVERIES = (
+    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
+    + MATCHING_DELIVERIES
+)
+
+
+def endpoint_config(endpoint: Endpoint, updated_at: datetime) -> tuple[Any, ...]:
+    """$1..$7 of `postgres.py`'s endpoint statements: the columns a PATCH may change."""
+    return (
+        endpoint.url,
+        endpoint.scope.value,
+        schema.dump_event_types(endpoint.event_types),
+        endpoint.rate_limit,
+        endpoint.description,
+        schema.dump_metadata(endpoint.metadata),
+        updated_at,
+    )
