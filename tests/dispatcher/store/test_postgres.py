@@ -7,7 +7,7 @@ import pytest
 
 from dispatcher.broker import free_port
 from dispatcher.secretbox import SecretBox
-from dispatcher.store import PostgresStore, Store
+from dispatcher.store import PostgresStore, Store, StoreUnavailableError
 from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
 
 pytestmark = pytest.mark.postgres
@@ -47,3 +47,12 @@ class TestPostgresStore(StoreContract):
         return PostgresStore(
             f"postgresql://postgres@127.0.0.1:{closed}/test", secret_box=box, connect_timeout=2
         )
+
+    async def test_a_missing_database_is_unavailable(
+        self, postgres_url: str, box: SecretBox
+    ) -> None:
+        """A server that refuses the connection (no such database) is StoreUnavailableError."""
+        missing = postgres_url.rpartition("/")[0] + "/no_such_database"
+        with pytest.raises(StoreUnavailableError, match="no_such_database"):
+            async with PostgresStore(missing, secret_box=box):
+                pass
