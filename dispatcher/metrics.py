@@ -1,8 +1,8 @@
 """Prometheus metrics, declared in one place on an injected registry.
 
 Labels stay low-cardinality: outcomes, reasons, failure kinds and breaker states — never
-URLs, endpoint ids or event ids. The dashboards and alert rules under deploy/ reference
-these names, and a test keeps them in step.
+URLs, endpoint ids or event ids. The dashboard and alert rules under
+helm/layers-webhooks/files/ reference these names, and a test keeps them in step.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ class Metrics:
     deliveries_finished: Counter
     attempts: Counter
     attempt_seconds: Histogram
-    publish_to_delivery_seconds: Histogram
     retries_scheduled: Counter
     deliveries_released: Counter
     in_flight: Gauge
@@ -80,13 +79,6 @@ class Metrics:
             attempt_seconds=Histogram(
                 "attempt_seconds",
                 "Duration of one delivery attempt",
-                namespace=NAMESPACE,
-                registry=registry,
-                buckets=LATENCY_BUCKETS,
-            ),
-            publish_to_delivery_seconds=Histogram(
-                "publish_to_delivery_seconds",
-                "From the event's `created` time to its successful delivery",
                 namespace=NAMESPACE,
                 registry=registry,
                 buckets=LATENCY_BUCKETS,
