@@ -14,7 +14,7 @@ def test_defaults_match_the_design() -> None:
     settings = Settings.from_env({})
     assert settings.kafka_topics == ("layers.events",)
     assert settings.kafka_group == "layers-webhooks"
-    assert settings.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert settings.retry_schedule == (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
     assert settings.delivery_timeout == 15
     assert settings.max_event_bytes == 256 * 1024
     assert settings.allow_private_networks == ()
