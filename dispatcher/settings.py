@@ -372,3 +372,12 @@ class Settings:
             problems.append("WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS is required by `serve`")
         if problems:
             raise SettingsError(problems)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from FIELDS (a test keeps them equal)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in FIELDS:
+        default = f"`{field.default}`" if field.default else "—"
+        rows.append(f"| `{field.env}` | {default} | {field.doc} |")
+    return "\n".join(rows)
