@@ -149,6 +149,11 @@ class Receiver:
 
     # -- what arrived -------------------------------------------------------------------
 
+    @property
+    def arrived(self) -> int:
+        """Requests that reached the handler, answered or not (a black hole's included)."""
+        return self._count
+
     def ids(self) -> Counter[str]:
         """How many requests arrived per webhook-id."""
         return Counter(r.webhook_id for r in self.received)

@@ -143,13 +143,19 @@ class PostgresStore:
         deadlock races and mapping infrastructure faults to StoreUnavailableError."""
         if self._pool is None:
             raise RuntimeError("the store is not open: use `async with store:`")
+        pool = self._pool
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._pool.acquire() as conn:
-                    if not transaction:
-                        return await work(conn)
-                    async with conn.transaction():
-                        return await work(conn)
+                # Taking a connection may open a new one: any server refusal then (a database
+                # closed to connections, a restart in progress) means "unavailable".
+                conn = await pool.acquire()
+            except _CANNOT_CONNECT as exc:
+                raise StoreUnavailableError(f"{self!r}: {exc}") from exc
+            try:
+                if not transaction:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
             except _RETRYABLE as exc:
                 if attempt == _ATTEMPTS:
                     raise StoreUnavailableError(f"{self!r}: {exc}") from exc
@@ -157,6 +163,8 @@ class PostgresStore:
                 raise StoreUnavailableError(f"{self!r}: {exc}") from exc
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise ValueError(f"integrity violation: {exc}") from exc
+            finally:
+                await pool.release(conn)
         raise AssertionError("unreachable")
 
     async def _all(self, sql: str, *args: Any) -> list[Record]:

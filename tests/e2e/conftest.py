@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Stack, running_stack, test_settings
+from tests.e2e.harness import Stack, running_stack, stack_settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -20,5 +20,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def stack(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Stack]:
-    async with running_stack(test_settings(database_url, kafka_bootstrap)) as running:
+    async with running_stack(stack_settings(database_url, kafka_bootstrap)) as running:
         yield running

@@ -49,7 +49,7 @@ def service_env(database_url: str, bootstrap: str, **env: str) -> dict[str, str]
     return base
 
 
-def test_settings(database_url: str, bootstrap: str, **env: str) -> Settings:
+def stack_settings(database_url: str, bootstrap: str, **env: str) -> Settings:
     return Settings.from_env(service_env(database_url, bootstrap, **env))
 
 

@@ -1,0 +1,110 @@
+"""Infrastructure faults: a store outage pauses ingest, SIGTERM drains in-flight attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from dispatcher.broker import free_port
+from dispatcher.ids import new_id
+from dispatcher.models import DeliveryStatus, Endpoint, Organization
+from dispatcher.receivers import Receiver, slow
+from dispatcher.secretbox import SecretBox, new_endpoint_secret
+from dispatcher.store import open_store
+from tests.conftest import POSTGRES_URL
+from tests.e2e.harness import envelope, running_stack, service_env, stack_settings
+from tests.e2e.test_crash import serve, wait_healthy
+from tests.e2e.test_pipeline import WAIT
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def set_connections(database: str, *, allowed: bool) -> None:
+    """Open or close a database to new connections, and cut the existing ones."""
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(
+            f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'
+        )
+        if not allowed:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                database,
+            )
+    finally:
+        await admin.close()
+
+
+@pytest.mark.postgres
+async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothing(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """While PostgreSQL refuses connections, events wait in Kafka (no dead letters); once it
+    is back, every event is delivered exactly once."""
+    database = postgres_url.rsplit("/", 1)[1]
+    async with running_stack(stack_settings(postgres_url, kafka_bootstrap)) as stack:
+        org = await stack.org("org_outage")
+        secret = new_endpoint_secret()
+        async with Receiver(secret) as receiver:
+            await stack.endpoint(org, receiver.url, secret=secret)
+            await set_connections(database, allowed=False)
+            try:
+                published = []
+                for _ in range(10):
+                    event_id, body = envelope(org)
+                    published.append(event_id)
+                    await stack.publish(body, key=org)
+                # the consumer is retrying the batch: nothing arrives while the store is down
+                assert not await receiver.wait_until(lambda r: len(r.received) > 0, 3.0)
+            finally:
+                await set_connections(database, allowed=True)
+            assert await receiver.wait_until(lambda r: len(r.delivered()) == 10, WAIT)
+            assert receiver.ids() == dict.fromkeys(published, 1)
+            assert await stack.running.store.list_dead_letters() == []
+            errors = stack.running.metrics.store_errors.labels("ingest")._value.get()
+            assert errors >= 1
+
+
+async def test_sigterm_drains_in_flight_attempts_and_exits_cleanly(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """SIGTERM while attempts are in flight: they finish, are recorded succeeded, exit 0."""
+    port = free_port()
+    env = service_env(
+        f"sqlite:///{tmp_path / 'drain.db'}", kafka_bootstrap, WEBHOOKS_HTTP_PORT=str(port)
+    )
+    box = SecretBox.from_setting(env["WEBHOOKS_ENCRYPTION_KEY"])
+    secret = new_endpoint_secret()
+    async with Receiver(secret, slow(1.5)) as receiver:
+        async with open_store(env["WEBHOOKS_DATABASE_URL"], secret_box=box) as store:
+            await store.migrate()
+            await store.put_organization(Organization(id="org_drain"))
+            endpoint = Endpoint(id=new_id("ep"), organization_id="org_drain", url=receiver.url)
+            await store.create_endpoint(endpoint, secret, now=datetime.now(UTC))
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            with serve(env, tmp_path / "serve.log") as process:
+                await wait_healthy(f"http://127.0.0.1:{port}", process)
+                for _ in range(5):
+                    _, body = envelope("org_drain")
+                    await producer.send_and_wait(
+                        env["WEBHOOKS_KAFKA_TOPICS"], body, key=b"org_drain"
+                    )
+                assert await receiver.wait_until(lambda r: r.arrived == 5, WAIT)
+                assert receiver.received == []  # all five are still in flight
+                process.send_signal(signal.SIGTERM)
+                code = await asyncio.to_thread(process.wait, 30)
+        finally:
+            await producer.stop()
+        assert code == 0
+        assert [r.status for r in receiver.received] == [200] * 5
+    async with open_store(env["WEBHOOKS_DATABASE_URL"], secret_box=box) as store:
+        deliveries = await store.list_deliveries(endpoint.id)
+    assert [d.status for d in deliveries] == [DeliveryStatus.SUCCEEDED] * 5
