@@ -67,7 +67,11 @@ async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothi
             assert await receiver.wait_until(lambda r: len(r.delivered()) == 10, WAIT)
             assert receiver.ids() == dict.fromkeys(published, 1)
             assert await stack.running.store.list_dead_letters() == []
-            errors = stack.running.metrics.store_errors.labels("ingest")._value.get()
+            registry = stack.running.metrics.registry
+            errors = registry.get_sample_value(
+                "webhooks_store_errors_total", {"operation": "ingest"}
+            )
+            assert errors is not None
             assert errors >= 1
 
 
