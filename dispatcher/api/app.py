@@ -41,6 +41,7 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("context", ApiContext)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 STATUS_CODES = {
     "VALIDATION": 422,
@@ -77,7 +78,7 @@ def error_response(code: str, message: str, request_id: str) -> web.Response:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = new_id("req")
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
     except ApiError as exc:
