@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -106,12 +107,73 @@ class DeadLetterRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayRecord:
-    """One replay in a delivery's history: who, when, why."""
+    """One replay in a delivery's history: who, when, why (and which bulk job, if any)."""
 
     delivery_id: str
     actor: str
     reason: str
     at: datetime
+    job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyRecord:
+    """An API key as stored: its id, owner and scopes, never the key (only a hash of it is
+    kept, see dispatcher.keys)."""
+
+    id: str
+    organization_id: str | None  # None: an operator key (ops:*, platform:orgs)
+    scopes: frozenset[str]
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ReplayJobStatus(StrEnum):
+    QUEUED = "queued"  # accepted, nothing replayed yet
+    RUNNING = "running"  # being drained at WEBHOOKS_REPLAY_RATE
+    SUCCEEDED = "succeeded"  # every matched delivery was replayed
+
+
+ACTIVE_REPLAY_JOB_STATUSES = (ReplayJobStatus.QUEUED, ReplayJobStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayFilter:
+    """Which of one endpoint's deliveries a bulk replay takes: `since` inclusive and
+    `until` exclusive bound `created_at`; `types` None means every type."""
+
+    endpoint_id: str
+    since: datetime | None = None
+    until: datetime | None = None
+    statuses: frozenset[DeliveryStatus] = frozenset({DeliveryStatus.FAILED})
+    types: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayJobRecord:
+    """A bulk replay: the deliveries matching `filter` when it was created, replayed in id
+    order; `done` of `total` so far."""
+
+    id: str
+    organization_id: str
+    filter: ReplayFilter
+    status: ReplayJobStatus
+    total: int
+    done: int
+    actor: str  # the API key id that asked
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayStep:
+    """What one `advance_replay_job` call did."""
+
+    job: ReplayJobRecord | None  # after the step; None if the job does not exist
+    processed: int  # matched deliveries taken off the job (replayed, or gone since)
 
 
 class StoreUnavailableError(Exception):
@@ -312,4 +374,60 @@ class Store(Protocol):
         """Reset deliveries to pending with a fresh ladder (attempts 0, due `now`, lease
         released; attempt history kept) and record who replayed them and why. Returns how
         many existed and were reset."""
+        ...
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
+        """Store a key by the hash of its secret (raises ValueError if either repeats)."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key whose secret hashes to `key_hash`, revoked or not."""
+        ...
+
+    async def get_api_keys(self, key_ids: Collection[str]) -> list[ApiKeyRecord]:
+        """The keys with these ids that exist, ordered by id."""
+        ...
+
+    async def list_api_keys(self, *, organization_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key (or one organization's keys), ordered by id."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> bool:
+        """Revoke a key now; False when it does not exist or was already revoked."""
+        ...
+
+    async def set_endpoint_creator(self, endpoint_id: str, key_id: str | None) -> bool:
+        """Record the key a firehose's authorisation now rests on (an org:admin key that
+        widened its scope); False when the endpoint does not exist."""
+        ...
+
+    # -- bulk replay jobs --------------------------------------------------------------------
+
+    async def create_replay_job(
+        self,
+        *,
+        job_id: str,
+        organization_id: str,
+        filter: ReplayFilter,
+        actor: str,
+        reason: str,
+        now: datetime,
+    ) -> tuple[ReplayJobRecord, bool]:
+        """Snapshot the deliveries matching `filter` into a queued job (succeeded at once
+        when none match). While a queued or running job has the same filter, return that
+        job instead: (job, False). `total` equals `count_deliveries` over the filter."""
+        ...
+
+    async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None: ...
+
+    async def active_replay_jobs(self) -> list[ReplayJobRecord]:
+        """Queued and running jobs, oldest first (what a restarted service resumes)."""
+        ...
+
+    async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
+        """Replay the job's next `limit` deliveries (in id order) as `replay_deliveries`
+        does, recording the job in their history; the job is running until its last
+        delivery is taken, then succeeded. A finished job is left alone (processed 0)."""
         ...

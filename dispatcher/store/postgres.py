@@ -31,13 +31,17 @@ from dispatcher.secretbox import SecretBox
 from dispatcher.store import postgres_queries as q
 from dispatcher.store import schema
 from dispatcher.store.base import (
+    ApiKeyRecord,
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
     EventRecord,
     IngestBatch,
     IngestResult,
+    ReplayFilter,
+    ReplayJobRecord,
     ReplayRecord,
+    ReplayStep,
     StoreUnavailableError,
 )
 
@@ -557,25 +561,108 @@ class PostgresStore:
     async def replay_deliveries(
         self, delivery_ids: Collection[str], *, actor: str, reason: str, now: datetime
     ) -> int:
-        async def work(conn: Conn) -> int:
-            replayed = await conn.fetch(
-                """
-                WITH replayed AS (
-                    UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
-                        next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL,
-                        updated_at = $2
-                    WHERE id = ANY($1::text[])
-                    RETURNING id
-                )
-                INSERT INTO replays (delivery_id, actor, reason, at)
-                SELECT id, $3, $4, $2 FROM replayed
-                RETURNING delivery_id
-                """,
-                list(delivery_ids),
-                now,
-                actor,
-                reason,
-            )
-            return len(replayed)
+        work = partial(q.replay, delivery_ids=list(delivery_ids), actor=actor, reason=reason)
+        return await self._run(partial(work, now=now))
 
-        return await self._run(work)
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
+        await self._change(
+            """
+            INSERT INTO api_keys (id, key_hash, organization_id, scopes, name, created_at,
+                revoked_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
+            """,
+            key.id,
+            key_hash,
+            key.organization_id,
+            schema.dump_scopes(key.scopes),
+            key.name,
+            key.created_at,
+            key.revoked_at,
+        )
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = await self._one("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+        return None if row is None else schema.api_key_from_row(row, _same)
+
+    async def get_api_keys(self, key_ids: Collection[str]) -> list[ApiKeyRecord]:
+        rows = await self._all(
+            "SELECT * FROM api_keys WHERE id = ANY($1::text[]) ORDER BY id", list(key_ids)
+        )
+        return [schema.api_key_from_row(row, _same) for row in rows]
+
+    async def list_api_keys(self, *, organization_id: str | None = None) -> list[ApiKeyRecord]:
+        rows = await self._all(
+            "SELECT * FROM api_keys WHERE $1::text IS NULL OR organization_id = $1 ORDER BY id",
+            organization_id,
+        )
+        return [schema.api_key_from_row(row, _same) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> bool:
+        changed = await self._change(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            key_id,
+            now,
+        )
+        return changed > 0
+
+    async def set_endpoint_creator(self, endpoint_id: str, key_id: str | None) -> bool:
+        changed = await self._change(
+            "UPDATE endpoints SET created_by_key_id = $2 WHERE id = $1", endpoint_id, key_id
+        )
+        return changed > 0
+
+    # -- bulk replay jobs ---------------------------------------------------------------------
+
+    async def create_replay_job(
+        self,
+        *,
+        job_id: str,
+        organization_id: str,
+        filter: ReplayFilter,
+        actor: str,
+        reason: str,
+        now: datetime,
+    ) -> tuple[ReplayJobRecord, bool]:
+        filter_key = schema.replay_filter_key(filter)
+        row = (
+            job_id,
+            organization_id,
+            filter.endpoint_id,
+            filter_key,
+            filter.since,
+            filter.until,
+            schema.dump_scopes([s.value for s in filter.statuses]),
+            schema.dump_event_types(filter.types),
+            actor,
+            reason,
+            now,
+        )
+        work = partial(q.create_replay_job, row=row, selection=filter, filter_key=filter_key)
+        for attempt in range(3):  # a twin that finished mid-insert is retried
+            try:
+                job, created = await self._run(work, transaction=True)
+            except q.ReplayJobRaceError:
+                if attempt == 2:
+                    raise
+                continue
+            return schema.replay_job_from_row(job, _same), created
+        raise AssertionError("unreachable")
+
+    async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None:
+        row = await self._one("SELECT * FROM replay_jobs WHERE id = $1", job_id)
+        return None if row is None else schema.replay_job_from_row(row, _same)
+
+    async def active_replay_jobs(self) -> list[ReplayJobRecord]:
+        rows = await self._all(
+            "SELECT * FROM replay_jobs WHERE status IN ('queued', 'running') "
+            "ORDER BY created_at, id"
+        )
+        return [schema.replay_job_from_row(row, _same) for row in rows]
+
+    async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
+        work = partial(q.advance_replay_job, job_id=job_id, limit=limit, now=now)
+        job, processed = await self._run(work, transaction=True)
+        record = None if job is None else schema.replay_job_from_row(job, _same)
+        return ReplayStep(job=record, processed=processed)

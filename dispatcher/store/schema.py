@@ -25,10 +25,14 @@ from dispatcher.models import (
     OrgStatus,
 )
 from dispatcher.store.base import (
+    ApiKeyRecord,
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
     EventRecord,
+    ReplayFilter,
+    ReplayJobRecord,
+    ReplayJobStatus,
     ReplayRecord,
 )
 
@@ -182,7 +186,63 @@ def dead_letter_from_row(row: Row, when: When) -> DeadLetterRecord:
 
 def replay_from_row(row: Row, when: When) -> ReplayRecord:
     return ReplayRecord(
-        delivery_id=row["delivery_id"], actor=row["actor"], reason=row["reason"], at=when(row["at"])
+        delivery_id=row["delivery_id"],
+        actor=row["actor"],
+        reason=row["reason"],
+        at=when(row["at"]),
+        job_id=row["job_id"],
+    )
+
+
+def dump_scopes(scopes: Collection[str]) -> str:
+    return orjson.dumps(sorted(scopes)).decode()
+
+
+def api_key_from_row(row: Row, when: When) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        scopes=frozenset(orjson.loads(row["scopes"])),
+        name=row["name"],
+        created_at=when(row["created_at"]),
+        revoked_at=_maybe(when, row["revoked_at"]),
+    )
+
+
+def replay_filter_key(selection: ReplayFilter) -> str:
+    """The canonical text of a bulk replay's filter: two submissions with equal filters
+    (while the first job is active) are one job."""
+    return orjson.dumps(
+        {
+            "endpoint": selection.endpoint_id,
+            "since": None if selection.since is None else selection.since.isoformat(),
+            "until": None if selection.until is None else selection.until.isoformat(),
+            "statuses": sorted(selection.statuses),
+            "types": None if selection.types is None else sorted(selection.types),
+        }
+    ).decode()
+
+
+def replay_job_from_row(row: Row, when: When) -> ReplayJobRecord:
+    types = row["types"]
+    return ReplayJobRecord(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        filter=ReplayFilter(
+            endpoint_id=row["endpoint_id"],
+            since=_maybe(when, row["since"]),
+            until=_maybe(when, row["until"]),
+            statuses=frozenset(DeliveryStatus(s) for s in orjson.loads(row["statuses"])),
+            types=None if types is None else frozenset(orjson.loads(types)),
+        ),
+        status=ReplayJobStatus(row["status"]),
+        total=row["total"],
+        done=row["done"],
+        actor=row["actor"],
+        reason=row["reason"],
+        created_at=when(row["created_at"]),
+        updated_at=when(row["updated_at"]),
+        finished_at=_maybe(when, row["finished_at"]),
     )
 
 

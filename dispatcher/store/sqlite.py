@@ -33,13 +33,17 @@ from dispatcher.secretbox import SecretBox
 from dispatcher.store import schema
 from dispatcher.store import sqlite_queries as q
 from dispatcher.store.base import (
+    ApiKeyRecord,
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
     EventRecord,
     IngestBatch,
     IngestResult,
+    ReplayFilter,
+    ReplayJobRecord,
     ReplayRecord,
+    ReplayStep,
     StoreUnavailableError,
 )
 from dispatcher.store.sqlite_queries import dt as _dt
@@ -535,23 +539,103 @@ class SQLiteStore:
     async def replay_deliveries(
         self, delivery_ids: Collection[str], *, actor: str, reason: str, now: datetime
     ) -> int:
-        at = _us(now)
+        return await self._write(
+            partial(q.replay, delivery_ids=delivery_ids, actor=actor, reason=reason, at=_us(now))
+        )
 
-        def work(conn: sqlite3.Connection) -> int:
-            replayed = conn.execute(
-                """
-                UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
-                    next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
-                    updated_at = ?1
-                WHERE id IN (SELECT value FROM json_each(?2))
-                RETURNING id
-                """,
-                (at, _json_list(delivery_ids)),
-            ).fetchall()
-            conn.executemany(
-                "INSERT INTO replays (delivery_id, actor, reason, at) VALUES (?, ?, ?, ?)",
-                [(row[0], actor, reason, at) for row in replayed],
-            )
-            return len(replayed)
+    # -- API keys -----------------------------------------------------------------------------
 
-        return await self._write(work)
+    async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
+        await self._change(
+            """
+            INSERT INTO api_keys (id, key_hash, organization_id, scopes, name, created_at,
+                revoked_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                key.id,
+                key_hash,
+                key.organization_id,
+                schema.dump_scopes(key.scopes),
+                key.name,
+                _us(key.created_at),
+                q.maybe_us(key.revoked_at),
+            ),
+        )
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = await self._one("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return None if row is None else schema.api_key_from_row(row, _dt)
+
+    async def get_api_keys(self, key_ids: Collection[str]) -> list[ApiKeyRecord]:
+        rows = await self._all(
+            "SELECT * FROM api_keys WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (_json_list(key_ids),),
+        )
+        return [schema.api_key_from_row(row, _dt) for row in rows]
+
+    async def list_api_keys(self, *, organization_id: str | None = None) -> list[ApiKeyRecord]:
+        rows = await self._all(
+            "SELECT * FROM api_keys WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id",
+            (organization_id,),
+        )
+        return [schema.api_key_from_row(row, _dt) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> bool:
+        changed = await self._change(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (_us(now), key_id),
+        )
+        return changed > 0
+
+    async def set_endpoint_creator(self, endpoint_id: str, key_id: str | None) -> bool:
+        changed = await self._change(
+            "UPDATE endpoints SET created_by_key_id = ? WHERE id = ?", (key_id, endpoint_id)
+        )
+        return changed > 0
+
+    # -- bulk replay jobs ---------------------------------------------------------------------
+
+    async def create_replay_job(
+        self,
+        *,
+        job_id: str,
+        organization_id: str,
+        filter: ReplayFilter,
+        actor: str,
+        reason: str,
+        now: datetime,
+    ) -> tuple[ReplayJobRecord, bool]:
+        row = {
+            "id": job_id,
+            "organization_id": organization_id,
+            "endpoint_id": filter.endpoint_id,
+            "filter_key": schema.replay_filter_key(filter),
+            "since": q.maybe_us(filter.since),
+            "until": q.maybe_us(filter.until),
+            "statuses": schema.dump_scopes([s.value for s in filter.statuses]),
+            "types": schema.dump_event_types(filter.types),
+            "actor": actor,
+            "reason": reason,
+            "created_at": _us(now),
+        }
+        job, created = await self._write(partial(q.create_replay_job, row=row, selection=filter))
+        return schema.replay_job_from_row(job, _dt), created
+
+    async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None:
+        row = await self._one("SELECT * FROM replay_jobs WHERE id = ?", (job_id,))
+        return None if row is None else schema.replay_job_from_row(row, _dt)
+
+    async def active_replay_jobs(self) -> list[ReplayJobRecord]:
+        rows = await self._all(
+            "SELECT * FROM replay_jobs WHERE status IN ('queued', 'running') "
+            "ORDER BY created_at, id"
+        )
+        return [schema.replay_job_from_row(row, _dt) for row in rows]
+
+    async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
+        job, processed = await self._write(
+            partial(q.advance_replay_job, job_id=job_id, limit=limit, now=_us(now))
+        )
+        record = None if job is None else schema.replay_job_from_row(job, _dt)
+        return ReplayStep(job=record, processed=processed)

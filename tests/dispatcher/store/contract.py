@@ -37,6 +37,7 @@ from dispatcher.models import (
 )
 from dispatcher.secretbox import SecretBox
 from dispatcher.store import IngestBatch, IngestResult, Store, StoreUnavailableError
+from dispatcher.store.base import ApiKeyRecord, ReplayFilter, ReplayJobRecord, ReplayJobStatus
 
 T0 = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -181,6 +182,44 @@ async def one_delivery(store: Store, *, due: datetime = T0) -> str:
     return "dlv_1"
 
 
+def api_key(key_id: str, org: str | None, scopes: set[str]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=key_id, organization_id=org, scopes=frozenset(scopes), name="ci", created_at=T0
+    )
+
+
+async def failed_deliveries(store: Store, clock: FakeClock, count: int) -> list[str]:
+    """ep_1 with `count` failed deliveries created an hour apart, alternating two types."""
+    await add_endpoints(store, "ep_1")
+    ids = []
+    for i in range(count):
+        clock.now = T0 + i * HOUR
+        event_type = "a.one" if i % 2 else "b.two"
+        await store.ingest(
+            IngestBatch(
+                events=[event(f"evt_{i}", event_type=event_type)],
+                deliveries=[delivery(f"dlv_{i}", f"evt_{i}", "ep_1")],
+            )
+        )
+        ids.append(f"dlv_{i}")
+    await store.complete([failure(i, "ep_1", T0, attempt=8) for i in ids])
+    clock.now = T0
+    return ids
+
+
+async def new_job(
+    store: Store, selection: ReplayFilter, *, job_id: str = "rpl_1"
+) -> tuple[ReplayJobRecord, bool]:
+    return await store.create_replay_job(
+        job_id=job_id,
+        organization_id=ORG,
+        filter=selection,
+        actor="key_oncall",
+        reason="endpoint fixed",
+        now=T0,
+    )
+
+
 async def claim(
     store: Store, now: datetime = T0, *, owner: str = "w1", limit: int = 100
 ) -> list[Claim]:
@@ -211,16 +250,16 @@ class StoreContract:
     async def test_migrate_applies_the_initial_version_once(
         self, store_factory: StoreFactory
     ) -> None:
-        """A fresh database gets 0001 on the first migrate and nothing on the second."""
+        """A fresh database gets every migration on the first migrate, nothing on the second."""
         async with store_factory() as store:
-            assert await store.migrate() == ["0001_initial"]
+            assert await store.migrate() == ["0001_initial", "0002_api"]
             assert await store.migrate() == []
 
     async def test_concurrent_migrations_apply_once(self, store_factory: StoreFactory) -> None:
-        """Two processes migrating one fresh database at once apply 0001 exactly once."""
+        """Two processes migrating one fresh database at once apply each version exactly once."""
         async with store_factory() as first, store_factory() as second:
             applied = await asyncio.gather(first.migrate(), second.migrate())
-        assert sorted(applied) == [[], ["0001_initial"]]
+        assert sorted(applied) == [[], ["0001_initial", "0002_api"]]
 
     async def test_ping_answers(self, store: Store) -> None:
         """An open store answers ping."""
@@ -1002,6 +1041,159 @@ class StoreContract:
         )
         assert len(await store.list_attempts("dlv_1")) == 1
         assert [(c.delivery_id, c.attempts) for c in await claim(store, T0 + DAY)] == [("dlv_1", 0)]
+
+    # -- API keys ---------------------------------------------------------------------
+
+    async def test_api_keys_are_found_by_hash_listed_and_revoked_once(self, store: Store) -> None:
+        """A key reads back by its hash and id, lists per org, and revokes exactly once."""
+        org_key = api_key("key_1", ORG, {"webhooks:read", "org:admin"})
+        operator = api_key("key_2", None, {"ops:read"})
+        await store.create_api_key(org_key, "hash-1")
+        await store.create_api_key(operator, "hash-2")
+
+        assert await store.api_key_by_hash("hash-1") == org_key
+        assert await store.api_key_by_hash("hash-unknown") is None
+        assert await store.get_api_keys(["key_2", "key_1", "key_x"]) == [org_key, operator]
+        assert await store.list_api_keys() == [org_key, operator]
+        assert await store.list_api_keys(organization_id=ORG) == [org_key]
+
+        assert await store.revoke_api_key("key_1", now=T0 + HOUR)
+        assert not await store.revoke_api_key("key_1", now=T0 + DAY)
+        assert not await store.revoke_api_key("key_unknown", now=T0)
+        assert await store.api_key_by_hash("hash-1") == replace(org_key, revoked_at=T0 + HOUR)
+
+    async def test_an_api_key_hash_or_id_cannot_repeat(self, store: Store) -> None:
+        """A second key with the same hash, or the same id, is refused as a caller error."""
+        await store.create_api_key(api_key("key_1", ORG, {"webhooks:read"}), "hash-1")
+        with pytest.raises(ValueError, match="integrity"):
+            await store.create_api_key(api_key("key_2", ORG, {"webhooks:read"}), "hash-1")
+        with pytest.raises(ValueError, match="integrity"):
+            await store.create_api_key(api_key("key_1", ORG, {"webhooks:read"}), "hash-2")
+
+    async def test_set_endpoint_creator_moves_a_firehose_authorisation(self, store: Store) -> None:
+        """set_endpoint_creator records the key an endpoint's firehose now rests on."""
+        await add_endpoints(store, "ep_1")
+        assert await store.set_endpoint_creator("ep_1", "key_admin")
+        assert not await store.set_endpoint_creator("ep_unknown", "key_admin")
+        stored = await store.get_endpoint("ep_1")
+        assert stored is not None
+        assert stored.created_by_key_id == "key_admin"
+
+    # -- bulk replay jobs -------------------------------------------------------------
+
+    async def test_a_replay_job_snapshots_what_count_deliveries_counts(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A job's total equals count_deliveries over its filter; it starts queued."""
+        await failed_deliveries(store, clock, 5)
+        selection = ReplayFilter(endpoint_id="ep_1", since=T0 + HOUR, types=frozenset({"a.one"}))
+
+        job, created = await new_job(store, selection)
+
+        counted = await store.count_deliveries(
+            "ep_1", statuses=selection.statuses, types=selection.types, since=selection.since
+        )
+        assert created
+        assert (job.status, job.total, job.done, counted) == (ReplayJobStatus.QUEUED, 2, 0, 2)
+        assert (job.organization_id, job.actor, job.reason, job.filter) == (
+            ORG,
+            "key_oncall",
+            "endpoint fixed",
+            selection,
+        )
+        assert await store.get_replay_job(job.id) == job
+
+    async def test_resubmitting_an_active_filter_returns_the_same_job(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """While a job is active an equal filter returns it; another filter is another job."""
+        await failed_deliveries(store, clock, 3)
+        selection = ReplayFilter(endpoint_id="ep_1", since=T0)
+        first, _ = await new_job(store, selection, job_id="rpl_1")
+
+        again, created = await new_job(store, selection, job_id="rpl_2")
+        other, other_created = await new_job(
+            store, replace(selection, until=T0 + DAY), job_id="rpl_3"
+        )
+
+        assert (again, created) == (first, False)
+        assert (other.id, other_created) == ("rpl_3", True)
+        assert [j.id for j in await store.active_replay_jobs()] == ["rpl_1", "rpl_3"]
+
+    async def test_a_replay_job_matching_nothing_succeeds_at_once(self, store: Store) -> None:
+        """A job whose filter matches no delivery is created succeeded with total 0."""
+        await add_endpoints(store, "ep_1")
+        job, created = await new_job(store, ReplayFilter(endpoint_id="ep_1", since=T0))
+        assert created
+        assert (job.status, job.total, job.done, job.finished_at) == (
+            ReplayJobStatus.SUCCEEDED,
+            0,
+            0,
+            T0,
+        )
+        assert await store.active_replay_jobs() == []
+
+    async def test_advancing_a_job_replays_in_id_order_and_records_the_job(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Each step replays the next deliveries (fresh ladder, history naming the job) until
+        the job succeeds; a finished job is left alone."""
+        ids = await failed_deliveries(store, clock, 5)
+        job, _ = await new_job(store, ReplayFilter(endpoint_id="ep_1", since=T0))
+
+        first = await store.advance_replay_job(job.id, limit=2, now=T0 + DAY)
+        assert first.job is not None
+        assert (first.processed, first.job.done, first.job.status) == (
+            2,
+            2,
+            ReplayJobStatus.RUNNING,
+        )
+        statuses = [(await store.get_delivery(i)) for i in ids]
+        assert [d.status for d in statuses if d is not None] == [DeliveryStatus.PENDING] * 2 + [
+            DeliveryStatus.FAILED
+        ] * 3
+        [history] = await store.list_replays(ids[0])
+        assert (history.actor, history.reason, history.at, history.job_id) == (
+            "key_oncall",
+            "endpoint fixed",
+            T0 + DAY,
+            job.id,
+        )
+
+        rest = await store.advance_replay_job(job.id, limit=10, now=T0 + DAY + SECOND)
+        assert rest.job is not None
+        assert (rest.processed, rest.job.done, rest.job.total, rest.job.status) == (
+            3,
+            5,
+            5,
+            ReplayJobStatus.SUCCEEDED,
+        )
+        assert rest.job.finished_at == T0 + DAY + SECOND
+        after = await store.advance_replay_job(job.id, limit=10, now=T0 + 2 * DAY)
+        assert (after.processed, after.job) == (0, rest.job)
+        missing = await store.advance_replay_job("rpl_unknown", limit=10, now=T0)
+        assert (missing.processed, missing.job) == (0, None)
+        assert await store.active_replay_jobs() == []
+
+    async def test_a_replay_job_resumes_on_another_store_instance(
+        self, store_factory: StoreFactory, store: Store, clock: FakeClock
+    ) -> None:
+        """A job half done by one process is found active and finished by the next."""
+        await failed_deliveries(store, clock, 4)
+        job, _ = await new_job(store, ReplayFilter(endpoint_id="ep_1", since=T0))
+        await store.advance_replay_job(job.id, limit=3, now=T0 + DAY)
+
+        async with store_factory() as restarted:
+            [active] = await restarted.active_replay_jobs()
+            step = await restarted.advance_replay_job(active.id, limit=10, now=T0 + DAY)
+
+        assert (active.id, active.done, active.status) == (job.id, 3, ReplayJobStatus.RUNNING)
+        assert step.job is not None
+        assert (step.processed, step.job.done, step.job.status) == (
+            1,
+            4,
+            ReplayJobStatus.SUCCEEDED,
+        )
 
     # -- reads for the API ------------------------------------------------------------
 
