@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("serve", help="run the service (consumer, scheduler, HTTP API)")
+    sub.add_parser("dev", help="run the embedded stack (Tansu + SQLite) until Ctrl-C")
+    sub.add_parser("demo", help="run the scripted demo on the embedded stack, then exit")
     sub.add_parser("migrate", help="apply database migrations to WEBHOOKS_DATABASE_URL")
     publish = sub.add_parser("publish", help="produce an event to Kafka")
     publish.add_argument("--type", required=True, help="event type from the catalog")
@@ -126,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
+
+async def _dev(environ: Mapping[str, str]) -> int:
+    from dispatcher import demo, logs
+
+    logs.configure(environ.get("WEBHOOKS_LOG_LEVEL", "warning"))
+    return await demo.run_dev(environ)
+
+
+async def _demo(environ: Mapping[str, str]) -> int:
+    from dispatcher import demo, logs
+
+    logs.configure(environ.get("WEBHOOKS_LOG_LEVEL", "warning"))
+    return await demo.run_demo(environ)
+
+
 COMMANDS: dict[str, Command] = {
     "serve": lambda settings, args: _serve(settings),
     "migrate": lambda settings, args: _migrate(settings),
@@ -135,8 +152,11 @@ COMMANDS: dict[str, Command] = {
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     try:
-        settings = Settings.from_env(os.environ if environ is None else environ)
+        if args.command in {"dev", "demo"}:  # embedded defaults first, then the settings
+            return run_async((_dev if args.command == "dev" else _demo)(environ))
+        settings = Settings.from_env(environ)
         return run_async(COMMANDS[args.command](settings, args))
     except SettingsError as exc:
         print(f"webhooks: {exc}", file=sys.stderr)

@@ -64,16 +64,19 @@ def decode_records(
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, assigned: asyncio.Event) -> None:
         self._lock = lock
+        self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Wait until the batch in progress is stored and its offsets committed.
+        self._assigned.clear()
         async with self._lock:
             return
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return
+        if assigned:
+            self._assigned.set()
 
 
 class EventConsumer:
@@ -100,6 +103,7 @@ class EventConsumer:
         self._metrics = metrics
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._assigned = asyncio.Event()
         session_ms = int(session_timeout * 1000)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -114,11 +118,15 @@ class EventConsumer:
             max_poll_interval_ms=max(300_000, session_ms),
             # Fetch at least a whole record of the largest accepted size.
             max_partition_fetch_bytes=max(1_048_576, max_event_bytes + 4096),
+            # An idle partition's fetch is answered after at most this long; keeps the
+            # publish-to-delivery latency low when traffic is light.
+            fetch_max_wait_ms=100,
         )
 
     async def __aenter__(self) -> Self:
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._batch_lock))
+        listener = _CommitBeforeRevoke(self._batch_lock, self._assigned)
+        self._consumer.subscribe(self._topics, listener=listener)
         return self
 
     async def __aexit__(
@@ -136,6 +144,14 @@ class EventConsumer:
         except (KafkaError, TimeoutError, OSError):
             return False
         return True
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member currently owns (empty until the group is joined)."""
+        return frozenset(self._consumer.assignment())
+
+    async def wait_assigned(self) -> None:
+        """Return once this member owns at least one partition."""
+        await self._assigned.wait()
 
     def stop(self) -> None:
         """Stop fetching: the batch in progress is finished and committed first."""

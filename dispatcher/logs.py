@@ -42,4 +42,4 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("dispatcher").setLevel(level)
+    logging.getLogger("dispatcher").setLevel(level.upper())

@@ -75,7 +75,7 @@ class SchedulerConfig:
 
     @property
     def lane_backlog(self) -> int:
-        """Deliveries a lane may hold beyond its in-flight slots before handing back."""
+        """Deliveries a failing lane may hold beyond its in-flight slots."""
         return max(4 * self.max_in_flight_per_endpoint, 64)
 
     @property
@@ -254,10 +254,19 @@ class Scheduler:
         self._dispatch(lane)
 
     def _trim_backlog(self, lane: Lane) -> None:
-        overflow = len(lane.queue) - self._config.lane_backlog
+        """Bound what one lane holds so a stuck endpoint cannot fill this process.
+
+        A healthy lane (no recent failure) may hold up to half the capacity and hands the
+        rest back due at the next poll; a failing lane keeps a short backlog and hands the
+        rest back due after one attempt deadline, when its slots may have freed up."""
+        config = self._config
+        healthy = lane.breaker.failures == 0
+        limit = config.capacity // 2 if healthy else config.lane_backlog
+        overflow = len(lane.queue) - limit
         if overflow > 0:
             jobs = [lane.queue.pop() for _ in range(overflow)]
-            self._hand_back(jobs, self._config.delivery_timeout, cause="backlog")
+            delay = config.poll_interval if healthy else config.delivery_timeout
+            self._hand_back(jobs, delay, cause="backlog")
 
     def _hand_back_lane(self, lane: Lane, delay: float, *, cause: str) -> None:
         jobs = list(lane.queue)

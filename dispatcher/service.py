@@ -71,6 +71,7 @@ class Running:
     intake: Intake
     metrics: Metrics
     catalog: Catalog
+    consumer: EventConsumer
 
 
 class Service:
@@ -162,6 +163,7 @@ class Service:
                 intake=intake,
                 metrics=metrics,
                 catalog=catalog,
+                consumer=consumer,
             )
             if install_signal_handlers:
                 loop = asyncio.get_running_loop()
