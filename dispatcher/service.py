@@ -28,9 +28,11 @@ from dispatcher.delivery import DeliveryClient
 from dispatcher.destinations import DestinationPolicy
 from dispatcher.directory import Directory
 from dispatcher.intake import Intake
+from dispatcher.keys import firehose_authoriser
 from dispatcher.metrics import Metrics
 from dispatcher.models import DisabledReason, Endpoint
 from dispatcher.operational import endpoint_disabled_event
+from dispatcher.replay import ReplayRunner
 from dispatcher.retry import RetryPolicy
 from dispatcher.scheduler import Scheduler, SchedulerConfig
 from dispatcher.secretbox import SecretBox
@@ -97,7 +99,8 @@ class Service:
                 log.info("migrations applied", extra={"versions": applied})
             catalog = Catalog.load()
             metrics = Metrics.create()
-            directory = Directory(store)
+            # API: firehoses are authorised at fan-out against the keys table.
+            directory = Directory(store, unauthorised_firehoses=firehose_authoriser(store))
             await directory.refresh()
             client = await stack.enter_async_context(
                 DeliveryClient(
@@ -138,6 +141,12 @@ class Service:
                     metrics=metrics,
                 )
             )
+            # API: bulk replay jobs drain at WEBHOOKS_REPLAY_RATE; the poller is woken for them.
+            replays = ReplayRunner(
+                store,
+                rate=settings.replay_rate,
+                on_replayed=lambda count: _replayed(scheduler, metrics, count),
+            )
             context = ApiContext(
                 settings=settings,
                 store=store,
@@ -147,6 +156,7 @@ class Service:
                 catalog=catalog,
                 metrics=metrics,
                 kafka_ready=consumer.ready,
+                replays=replays,
             )
             runner = web.AppRunner(create_app(context), access_log=None, handle_signals=False)
             await runner.setup()
@@ -178,6 +188,7 @@ class Service:
                     group.create_task(scheduler.run_flusher(), name="flusher"),
                     group.create_task(scheduler.run_housekeeping(), name="housekeeping"),
                     group.create_task(directory.run(), name="directory"),
+                    group.create_task(replays.run(), name="replays"),  # API: bulk replays
                 ]
                 await self._stop.wait()
                 await self._shutdown(consumer, scheduler, loops)
@@ -215,6 +226,12 @@ class Service:
         await self._intake.ingest([event])
         if self.running is not None:
             self.running.metrics.operational_events.labels(event.type).inc()
+
+
+def _replayed(scheduler: Scheduler, metrics: Metrics, count: int) -> None:
+    """API: a replay job put `count` deliveries back on the ladder; claim them now."""
+    metrics.replays.labels("bulk").inc(count)
+    scheduler.poke()
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:

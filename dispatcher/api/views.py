@@ -1,0 +1,153 @@
+"""The API's JSON shapes of stored values: camelCase names, RFC 3339 UTC times with `Z`.
+
+No view ever includes a signing secret; the two responses that carry one (create and
+rotate) add it explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dispatcher.models import Endpoint, Organization
+from dispatcher.store.base import (
+    ApiKeyRecord,
+    AttemptRecord,
+    DeadLetterRecord,
+    DeliveryRecord,
+    EventRecord,
+    ReplayJobRecord,
+    ReplayRecord,
+)
+
+JSON = dict[str, Any]
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    """`2026-06-09T12:00:00.123Z` (milliseconds, UTC)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def endpoint(e: Endpoint) -> JSON:
+    return {
+        "id": e.id,
+        "organizationId": e.organization_id,
+        "url": e.url,
+        "events": None if e.event_types is None else sorted(e.event_types),
+        "scope": e.scope.value,
+        "status": e.status.value,
+        "disabledReason": None if e.disabled_reason is None else e.disabled_reason.value,
+        "description": e.description,
+        "metadata": dict(e.metadata),
+        "rateLimit": e.rate_limit,
+        "createdByKeyId": e.created_by_key_id,
+        "createdAt": rfc3339(e.created_at),
+        "updatedAt": rfc3339(e.updated_at),
+    }
+
+
+def delivery(d: DeliveryRecord) -> JSON:
+    return {
+        "id": d.id,
+        "eventId": d.event_id,
+        "eventType": d.event_type,
+        "endpointId": d.endpoint_id,
+        "status": d.status.value,
+        "reason": d.reason,
+        "attemptCount": d.attempts,
+        "nextAttemptAt": rfc3339(d.next_attempt_at),
+        "lastAttemptAt": rfc3339(d.last_attempt_at),
+        "lastStatusCode": d.last_status_code,
+        "createdAt": rfc3339(d.created_at),
+        "updatedAt": rfc3339(d.updated_at),
+    }
+
+
+def attempt(a: AttemptRecord) -> JSON:
+    return {
+        "id": a.id,
+        "attempt": a.attempt,
+        "startedAt": rfc3339(a.started_at),
+        "durationMs": round(a.duration_ms, 3),
+        "statusCode": a.status_code,
+        "succeeded": a.failure is None,
+        "failureKind": None if a.failure is None else a.failure.value,
+        "detail": a.detail,
+        "responseExcerpt": a.response_excerpt.decode("utf-8", errors="replace"),
+    }
+
+
+def replay(r: ReplayRecord) -> JSON:
+    return {"actor": r.actor, "reason": r.reason, "at": rfc3339(r.at), "replayJobId": r.job_id}
+
+
+def event(e: EventRecord) -> JSON:
+    envelope = orjson.loads(e.body)
+    return {
+        "id": e.id,
+        "type": e.type,
+        "organizationId": e.organization_id,
+        "created": rfc3339(e.created),
+        "receivedAt": rfc3339(e.received_at),
+        "deliveryCount": e.delivery_count,
+        "data": envelope.get("data") if isinstance(envelope, dict) else None,
+    }
+
+
+def dead_letter(dl: DeadLetterRecord, *, with_bytes: bool = False) -> JSON:
+    view: JSON = {
+        "id": dl.id,
+        "topic": dl.topic,
+        "partition": dl.partition,
+        "offset": dl.offset,
+        "reason": dl.reason,
+        "detail": dl.detail,
+        "receivedAt": rfc3339(dl.received_at),
+        "retriedAt": rfc3339(dl.retried_at),
+        "size": None if dl.value is None else len(dl.value),
+    }
+    if with_bytes:
+        view["key"] = None if dl.key is None else base64.b64encode(dl.key).decode()
+        view["value"] = None if dl.value is None else base64.b64encode(dl.value).decode()
+    return view
+
+
+def replay_job(job: ReplayJobRecord) -> JSON:
+    selection = job.filter
+    return {
+        "id": job.id,
+        "endpointId": selection.endpoint_id,
+        "organizationId": job.organization_id,
+        "status": job.status.value,
+        "total": job.total,
+        "done": job.done,
+        "since": rfc3339(selection.since),
+        "until": rfc3339(selection.until),
+        "statuses": sorted(s.value for s in selection.statuses),
+        "types": None if selection.types is None else sorted(selection.types),
+        "actor": job.actor,
+        "reason": job.reason,
+        "createdAt": rfc3339(job.created_at),
+        "updatedAt": rfc3339(job.updated_at),
+        "finishedAt": rfc3339(job.finished_at),
+    }
+
+
+def organization(org: Organization) -> JSON:
+    return {"id": org.id, "parentOrganizationId": org.parent_id, "status": org.status.value}
+
+
+def api_key(key: ApiKeyRecord) -> JSON:
+    return {
+        "id": key.id,
+        "organizationId": key.organization_id,
+        "scopes": sorted(key.scopes),
+        "name": key.name,
+        "createdAt": rfc3339(key.created_at),
+        "revokedAt": rfc3339(key.revoked_at),
+    }
