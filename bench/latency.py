@@ -1,0 +1,117 @@
+"""Latency: publish-to-receipt percentiles at fixed publish rates (fan-out 1).
+
+One service per store and run. It is warmed up first (its consumer group joined, its
+connections to the receiver open), then, for each rate, 1 KB events are published at that
+steady rate for a bounded duration while it runs. The publisher keeps each event's publish
+time (taken when the event is handed to the producer, `linger_ms=1`); the receiver records
+each accepted webhook-id's arrival time; both are `time.time()` on the same machine. The
+latency therefore includes the producer, Tansu, the consumer's fetch, the store
+transaction, signing and the POST — what a partner observes.
+
+Events still missing once the publishing stopped are waited for (bounded) and reported as
+`missing` if they never arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.procstat import Sampler
+from bench.publisher import EventFactory, Publisher
+from bench.receiver_proc import ReceiverProcess
+from bench.stack import Layout, Stack
+from bench.stats import latency_summary
+
+RATES = (500, 2000, 5000)
+# Settings on top of stack.BASE_SETTINGS (none: the service's defaults otherwise).
+SETTINGS: dict[str, str] = {}
+LAYOUT = Layout.even(orgs=10, per_org=1)
+WARM_UP_EVENTS = 200
+
+Log = Callable[[str], None]
+
+
+async def _steady(
+    publisher: Publisher,
+    receiver: ReceiverProcess,
+    sampler: Sampler,
+    *,
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    await receiver.control(reset=True, record=True, default="ok", behaviours={})
+    started = time.time()
+    published = await publisher.steady(LAYOUT.orgs, rate, seconds)
+    publish_seconds = time.time() - started
+    each = len(published) // len(LAYOUT.orgs)
+    await receiver.wait_for(LAYOUT.indices, each, within=30 + len(published) / 1000)
+    ended = time.time()
+    receipts = await receiver.receipts()
+    await receiver.control(record=False)
+    first: dict[str, float] = {}
+    for _, event_id, at in receipts:
+        if event_id in published and event_id not in first:
+            first[event_id] = at
+    latencies = [at - published[event_id] for event_id, at in first.items()]
+    cpu = sampler.cpu_between(started, ended)
+    return {
+        "rate": rate,
+        "published": len(published),
+        "achieved_publish_rate": round(len(published) / publish_seconds, 1),
+        "received": len(first),
+        "missing": len(published) - len(first),
+        "duplicates": len(receipts) - len(first),
+        **latency_summary(latencies),
+        "service_cpu_share": round(cpu / max(ended - started, 1e-6), 3),
+    }
+
+
+async def measure_latency(
+    stack: Stack, store: str, *, seconds: float, rates: tuple[int, ...] = RATES
+) -> dict[str, Any]:
+    """One service, warmed up, then each rate in turn; one run."""
+    async with stack.prepare(store, LAYOUT) as prepared:
+        service = stack.service(prepared, SETTINGS)
+        factory = EventFactory(LAYOUT.orgs)
+        bootstrap = stack.broker.bootstrap_servers
+        async with (
+            service,
+            Sampler(service.pid) as sampler,
+            Publisher(bootstrap, prepared.topic, factory, linger_ms=1) as publisher,
+        ):
+            receiver = stack.receiver
+            await receiver.control(reset=True, record=False, default="ok", behaviours={})
+            await publisher.steady(LAYOUT.orgs, WARM_UP_EVENTS, 1.0)
+            each = WARM_UP_EVENTS // len(LAYOUT.orgs)
+            await receiver.wait_for(LAYOUT.indices, each, within=60)
+            results = [
+                await _steady(publisher, receiver, sampler, rate=rate, seconds=seconds)
+                for rate in rates
+            ]
+    return {"rates": results}
+
+
+async def run_latency(
+    stack: Stack, *, stores: list[str], runs: int, seconds: float, log: Log
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "seconds_per_rate": seconds,
+        "settings": {**SETTINGS},
+        "fanout": 1,
+        "service": {},
+    }
+    for store in stores:
+        samples: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in RATES}
+        for run in range(runs):
+            measured = await measure_latency(stack, store, seconds=seconds)
+            for sample in measured["rates"]:
+                samples[str(sample["rate"])].append(sample)
+                log(
+                    f"{store} latency run {run + 1} at {sample['rate']}/s: "
+                    f"p50 {sample['p50_ms']} ms, p99 {sample['p99_ms']} ms, "
+                    f"missing {sample['missing']}"
+                )
+        result["service"][store] = samples
+    return result

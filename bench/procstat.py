@@ -1,0 +1,117 @@
+"""Process statistics from /proc: CPU seconds, resident memory and its peak, sampled over time.
+
+The benchmarks measure other processes (the service, the naive baseline, the receiver), so
+they read `/proc/<pid>/stat` (utime + stime, in clock ticks) and `/proc/<pid>/status`
+(`VmRSS`, and `VmHWM`, the peak resident set the kernel has seen). A `Sampler` polls them
+in the background so that the CPU used between two instants can be interpolated without
+the caller having to catch the exact moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds consumed so far by `pid` (its threads included)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # The command name (field 2) may contain spaces: split after its closing paren.
+        fields = stat.read().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _TICKS
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """`VmRSS` and `VmHWM` of `pid`, in KiB."""
+    found: dict[str, int] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    return found
+
+
+@dataclass(slots=True)
+class Sample:
+    at: float  # time.time()
+    cpu: float  # CPU seconds so far
+    rss_kib: int
+    hwm_kib: int
+
+
+@dataclass
+class Sampler:
+    """Samples a process every `interval` seconds while used as `async with`."""
+
+    pid: int
+    interval: float = 0.1
+    samples: list[Sample] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def sample(self) -> Sample | None:
+        try:
+            memory = memory_kib(self.pid)
+            sample = Sample(
+                at=time.time(),
+                cpu=cpu_seconds(self.pid),
+                rss_kib=memory.get("VmRSS", 0),
+                hwm_kib=memory.get("VmHWM", 0),
+            )
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            return None  # the process is gone (or a zombie with an empty status)
+        self.samples.append(sample)
+        return sample
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()
+
+    def cpu_at(self, at: float) -> float:
+        """CPU seconds at wall time `at`, linearly interpolated between samples."""
+        if not self.samples:
+            raise ValueError("no samples")
+        times = [s.at for s in self.samples]
+        i = bisect.bisect_left(times, at)
+        if i == 0:
+            return self.samples[0].cpu
+        if i >= len(self.samples):
+            return self.samples[-1].cpu
+        before, after = self.samples[i - 1], self.samples[i]
+        span = after.at - before.at
+        share = 0.0 if span <= 0 else (at - before.at) / span
+        return before.cpu + share * (after.cpu - before.cpu)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        return max(self.cpu_at(end) - self.cpu_at(start), 0.0)
+
+    @property
+    def peak_rss_kib(self) -> int:
+        """The kernel's high-water mark (VmHWM), or the largest RSS sampled."""
+        return max((max(s.hwm_kib, s.rss_kib) for s in self.samples), default=0)
