@@ -27,6 +27,7 @@ from functools import wraps
 from aiohttp import web
 
 from dispatcher.api.app import CONTEXT, ApiContext, ApiError, Handler
+from dispatcher.api.validation import ORG_ID
 from dispatcher.keys import Scope, hash_key, holds, looks_like_key
 from dispatcher.ratelimit import TokenBucket
 from dispatcher.store.base import ApiKeyRecord
@@ -118,6 +119,8 @@ async def _acting_organization(
     own = key.organization_id
     if not named or named == own:
         return own
+    if not ORG_ID.match(named):
+        raise ApiError("NOT_FOUND", "no such organization")
     if own is None:  # an operator names the organization it acts in
         return named
     if not holds(key, Scope.ORG_ADMIN):

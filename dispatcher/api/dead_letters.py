@@ -15,7 +15,7 @@ from aiohttp import web
 from dispatcher.api import views
 from dispatcher.api.app import ApiContext, ApiError, json_response
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.validation import Query, invalid, page, read_body
+from dispatcher.api.validation import Query, invalid, page, read_body, resource_id
 from dispatcher.events import Rejection, decode_event
 from dispatcher.keys import Scope
 from dispatcher.store.base import DeadLetterRecord
@@ -44,14 +44,14 @@ async def list_dead_letters(request: web.Request, principal: Principal) -> web.R
 
 @operator_reads
 async def get_dead_letter(request: web.Request, principal: Principal) -> web.Response:
-    found = await _load(context(request), request.match_info["id"])
+    found = await _load(context(request), resource_id(request, "dead letter"))
     return json_response(views.dead_letter(found, with_bytes=True))
 
 
 @operator_retries
 async def retry_dead_letter(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    found = await _load(ctx, request.match_info["id"])
+    found = await _load(ctx, resource_id(request, "dead letter"))
     (await read_body(request)).finish()
     decoded = decode_event(found.value, catalog=ctx.catalog, max_bytes=ctx.settings.max_event_bytes)
     if isinstance(decoded, Rejection):

@@ -15,7 +15,7 @@ from aiohttp import web
 from dispatcher.api import views
 from dispatcher.api.app import ApiContext, ApiError, json_response
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.validation import Query, page, read_body, reason
+from dispatcher.api.validation import Query, page, read_body, reason, resource_id
 from dispatcher.api.webhooks import load_endpoint, reads
 from dispatcher.keys import Scope
 from dispatcher.models import DeliveryStatus
@@ -52,7 +52,7 @@ async def detail(ctx: ApiContext, delivery: DeliveryRecord) -> dict[str, object]
 @reads
 async def list_deliveries(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     query = Query(request.query)
     limit = query.limit()
     found = await ctx.store.list_deliveries(
@@ -70,14 +70,14 @@ async def list_deliveries(request: web.Request, principal: Principal) -> web.Res
 @reads
 async def get_delivery(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    delivery = await load_delivery(ctx, principal, request.match_info["id"])
+    delivery = await load_delivery(ctx, principal, resource_id(request, "delivery"))
     return json_response(await detail(ctx, delivery))
 
 
 @replays
 async def replay_delivery(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    delivery = await load_delivery(ctx, principal, request.match_info["id"])
+    delivery = await load_delivery(ctx, principal, resource_id(request, "delivery"))
     body = await read_body(request)
     why = reason(body)
     body.finish()

@@ -16,6 +16,7 @@ from dispatcher.api import views
 from dispatcher.api.app import ApiError, json_response
 from dispatcher.api.auth import Principal, context, guarded
 from dispatcher.api.deliveries import endpoint_organization
+from dispatcher.api.validation import resource_id
 from dispatcher.api.webhooks import reads
 
 # The wheel ships schemas/ inside the package; a source checkout reads the repository's.
@@ -31,7 +32,7 @@ def openapi_document() -> bytes:
 @reads
 async def get_event(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    event = await ctx.store.get_event(request.match_info["id"])
+    event = await ctx.store.get_event(resource_id(request, "event"))
     if event is None:
         raise ApiError("NOT_FOUND", "no such event")
     deliveries = await ctx.store.list_event_deliveries(event.id)

@@ -30,6 +30,7 @@ from dispatcher.api.validation import (
     invalid,
     read_body,
     reason,
+    resource_id,
 )
 from dispatcher.api.webhooks import load_endpoint, reads
 from dispatcher.catalog import Catalog
@@ -90,7 +91,7 @@ def parse_bulk_replay(
 @replays
 async def replay_endpoint(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     body = await read_body(request)
     bulk = parse_bulk_replay(
         body, endpoint_id=endpoint.id, catalog=ctx.catalog, operator=principal.operator
@@ -123,7 +124,7 @@ async def replay_endpoint(request: web.Request, principal: Principal) -> web.Res
 @reads
 async def get_replay(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    job = await ctx.store.get_replay_job(request.match_info["id"])
+    job = await ctx.store.get_replay_job(resource_id(request, "replay"))
     if job is None:
         raise ApiError("NOT_FOUND", "no such replay")
     principal.check(job.organization_id, "replay")

@@ -40,10 +40,29 @@ MAX_REASON = 500
 # RFC 3339 date-time with an explicit offset (`Z` or ±hh:mm).
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z")
 ORG_ID = re.compile(r"org_[A-Za-z0-9_-]{1,64}\Z")
+# What an id in a path or a cursor can be: ours (`ep_01J…`) and publishers' event ids.
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
+# Neither SQLite's nor PostgreSQL's text (nor jsonb) can hold these.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def invalid(message: str) -> ApiError:
     return ApiError("VALIDATION", message)
+
+
+def storable(value: str, where: str) -> str:
+    """`value`, unless it holds a NUL or a lone surrogate (no database text can)."""
+    if _UNSTORABLE.search(value):
+        raise invalid(f"{where}: contains a NUL character or an unpaired surrogate")
+    return value
+
+
+def resource_id(request: web.Request, what: str) -> str:
+    """The `{id}` of the path; one that no object can have is simply not found."""
+    value = request.match_info["id"]
+    if not _ID.match(value):
+        raise ApiError("NOT_FOUND", f"no such {what}")
+    return value
 
 
 def parse_time(text: str, where: str) -> datetime:
@@ -96,7 +115,7 @@ class Body:
             raise invalid(f"{name}: must be a string, not {_kind(value)}")
         if len(value) > max_length:
             raise invalid(f"{name}: longer than {max_length} characters")
-        return value
+        return storable(value, name)
 
     def boolean(self, name: str, *, default: bool) -> bool:
         value = self._take(name, required=False)
@@ -137,6 +156,7 @@ class Body:
         for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise invalid(f"{name}[{index}]: must be a string, not {_kind(item)}")
+            storable(item, f"{name}[{index}]")
         return value
 
     def mapping(self, name: str) -> Mapping[str, object] | None:
@@ -189,7 +209,7 @@ class Query:
 
     def string(self, name: str) -> str | None:
         value = self.params.get(name)
-        return None if value in (None, "") else value
+        return None if value is None or value == "" else storable(value, name)
 
     def time(self, name: str) -> datetime | None:
         text = self.string(name)
@@ -214,8 +234,8 @@ class Query:
 
     def after(self) -> str | None:
         text = self.string("after")
-        if text is not None and len(text) > 256:
-            raise invalid("after: not a cursor")
+        if text is not None and not _ID.match(text):
+            raise invalid("after: not a cursor from a previous page")
         return text
 
 
@@ -298,8 +318,10 @@ def _metadata(raw: Mapping[str, object]) -> dict[str, str]:
     for key, value in raw.items():
         if not key or len(key) > MAX_METADATA_KEY:
             raise invalid(f"metadata: key {key[:50]!r} must be 1 to {MAX_METADATA_KEY} characters")
+        storable(key, "metadata")
         if not isinstance(value, str):
             raise invalid(f"metadata.{key}: must be a string, not {_kind(value)}")
+        storable(value, f"metadata.{key}")
         if len(value) > MAX_METADATA_VALUE:
             raise invalid(f"metadata.{key}: longer than {MAX_METADATA_VALUE} characters")
         metadata[key] = value

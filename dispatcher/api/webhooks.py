@@ -27,6 +27,7 @@ from dispatcher.api.validation import (
     invalid,
     page,
     read_body,
+    resource_id,
 )
 from dispatcher.catalog import UnknownEventTypeError
 from dispatcher.destinations import DestinationPolicy
@@ -111,14 +112,14 @@ async def list_webhooks(request: web.Request, principal: Principal) -> web.Respo
 
 @reads
 async def get_webhook(request: web.Request, principal: Principal) -> web.Response:
-    endpoint = await load_endpoint(context(request), principal, request.match_info["id"])
+    endpoint = await load_endpoint(context(request), principal, resource_id(request, "webhook"))
     return json_response(views.endpoint(endpoint))
 
 
 @writes
 async def update_webhook(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     body = await read_body(request)
     changes = endpoint_changes(body, catalog=ctx.catalog, policy=_policy(ctx), creating=False)
     _require_admin_for_firehose(principal, endpoint.scope)
@@ -136,7 +137,7 @@ async def update_webhook(request: web.Request, principal: Principal) -> web.Resp
 @writes
 async def delete_webhook(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     await ctx.store.delete_endpoint(endpoint.id)
     ctx.directory.invalidate(endpoint.id)
     await ctx.directory.refresh()
@@ -146,7 +147,7 @@ async def delete_webhook(request: web.Request, principal: Principal) -> web.Resp
 @writes
 async def rotate_secret(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     body = await read_body(request)
     grace = body.integer(
         "graceSeconds", default=DEFAULT_GRACE_SECONDS, minimum=0, maximum=MAX_GRACE_SECONDS
@@ -170,7 +171,7 @@ async def rotate_secret(request: web.Request, principal: Principal) -> web.Respo
 @writes
 async def enable_webhook(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     (await read_body(request)).finish()
     await ctx.store.set_endpoint_status(endpoint.id, EndpointStatus.ENABLED, None, now=_now())
     return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
@@ -181,7 +182,7 @@ async def disable_webhook(request: web.Request, principal: Principal) -> web.Res
     """Manual disable goes through the scheduler, like 410 and auto-disable: it records
     the reason, counts it, and emits `webhook.endpoint.disabled` to the org's subscribers."""
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     (await read_body(request)).finish()
     await ctx.scheduler.disable(endpoint, DisabledReason.MANUAL)
     return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
@@ -191,7 +192,7 @@ async def disable_webhook(request: web.Request, principal: Principal) -> web.Res
 async def test_webhook(request: web.Request, principal: Principal) -> web.Response:
     """Deliver the catalog's example of a type to this endpoint only."""
     ctx = context(request)
-    endpoint = await load_endpoint(ctx, principal, request.match_info["id"])
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     body = await read_body(request)
     event_type = body.string("type", max_length=128) or TEST_EVENT_TYPE
     body.finish()
