@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -64,6 +65,28 @@ class Database:
             return {str(row[0]): int(row[1]) for row in rows}
         finally:
             await conn.close()
+
+    async def received_at(self) -> dict[str, float]:
+        """Each event's `received_at` (when the consumer handed it to the store), unix s."""
+        if self.kind == "sqlite":
+            rows = await asyncio.to_thread(
+                self._sqlite_rows, "SELECT id, received_at / 1e6 FROM events"
+            )
+            return {str(i): float(t) for i, t in rows}
+        conn = await asyncpg.connect(self.url, timeout=10)
+        try:
+            records = await conn.fetch("SELECT id, extract(epoch FROM received_at) FROM events")
+            return {str(r[0]): float(r[1]) for r in records}
+        finally:
+            await conn.close()
+
+    def _sqlite_rows(self, sql: str) -> list[tuple[Any, ...]]:
+        path = self.url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            return [tuple(row) for row in conn.execute(sql)]
+        finally:
+            conn.close()
 
     async def pending(self) -> int:
         """Pending deliveries (uses the partial due index on both backends)."""

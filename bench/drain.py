@@ -31,6 +31,7 @@ class Drain:
     cpu_seconds: float
     complete: bool
     invalid: int  # requests that failed signature verification (must be 0)
+    machine_busy_cores: float  # the whole machine, over the same window
 
     @property
     def rate(self) -> float:
@@ -89,4 +90,5 @@ async def wait_drained(
         cpu_seconds=sampler.cpu_between(start, end),
         complete=acknowledged >= expected and stored >= expected,
         invalid=int(stats["invalid"]),
+        machine_busy_cores=round(sampler.machine_cores_between(start, end), 2),
     )

@@ -9,7 +9,11 @@ latency therefore includes the producer, Tansu, the consumer's fetch, the store
 transaction, signing and the POST — what a partner observes.
 
 Events still missing once the publishing stopped are waited for (bounded) and reported as
-`missing` if they never arrive.
+`missing` if they never arrive. The store's `events.received_at` (stamped when the consumer
+hands a batch to the store) splits each latency in two: publish → ingest (producer, Tansu,
+fetch, decode) and ingest → receipt (the transaction, the scheduler, signing, the POST).
+The naive baseline (`bench.naive`, no store, aiokafka's default 500 ms fetch wait) is
+measured the same way.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.procstat import Sampler
-from bench.publisher import EventFactory, Publisher
+from bench.database import Database
+from bench.naive import NaiveProcess
+from bench.procstat import MachineLoad, Sampler
+from bench.publisher import EventFactory, Publisher, create_topic
 from bench.receiver_proc import ReceiverProcess
 from bench.stack import Layout, Stack
 from bench.stats import latency_summary
@@ -37,17 +43,20 @@ async def _steady(
     publisher: Publisher,
     receiver: ReceiverProcess,
     sampler: Sampler,
+    database: Database | None,
     *,
     rate: float,
     seconds: float,
 ) -> dict[str, Any]:
     await receiver.control(reset=True, record=True, default="ok", behaviours={})
+    load = MachineLoad()
     started = time.time()
     published = await publisher.steady(LAYOUT.orgs, rate, seconds)
     publish_seconds = time.time() - started
     each = len(published) // len(LAYOUT.orgs)
     await receiver.wait_for(LAYOUT.indices, each, within=30 + len(published) / 1000)
     ended = time.time()
+    machine_cores = load.cores()
     receipts = await receiver.receipts()
     await receiver.control(record=False)
     first: dict[str, float] = {}
@@ -56,6 +65,15 @@ async def _steady(
             first[event_id] = at
     latencies = [at - published[event_id] for event_id, at in first.items()]
     cpu = sampler.cpu_between(started, ended)
+    stages: dict[str, float] = {}
+    if database is not None:
+        stored = await database.received_at()
+        ingest = [stored[e] - published[e] for e in first if e in stored]
+        deliver = [at - stored[e] for e, at in first.items() if e in stored]
+        stages = {
+            **{f"to_ingest_{k}": v for k, v in latency_summary(ingest).items()},
+            **{f"ingest_to_receipt_{k}": v for k, v in latency_summary(deliver).items()},
+        }
     return {
         "rate": rate,
         "published": len(published),
@@ -65,32 +83,56 @@ async def _steady(
         "duplicates": len(receipts) - len(first),
         **latency_summary(latencies),
         "service_cpu_share": round(cpu / max(ended - started, 1e-6), 3),
+        "machine_busy_cores": round(machine_cores, 2),
+        **stages,
     }
+
+
+async def _rates(
+    stack: Stack,
+    topic: str,
+    pid: int,
+    database: Database | None,
+    *,
+    seconds: float,
+    rates: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """Warm the consumer `pid` up on `topic`, then publish at each rate in turn."""
+    factory = EventFactory(LAYOUT.orgs)
+    bootstrap = stack.broker.bootstrap_servers
+    receiver = stack.receiver
+    async with (
+        Sampler(pid) as sampler,
+        Publisher(bootstrap, topic, factory, linger_ms=1) as publisher,
+    ):
+        await publisher.steady(LAYOUT.orgs, WARM_UP_EVENTS, 1.0)
+        each = WARM_UP_EVENTS // len(LAYOUT.orgs)
+        await receiver.wait_for(LAYOUT.indices, each, within=60)
+        return [
+            await _steady(publisher, receiver, sampler, database, rate=rate, seconds=seconds)
+            for rate in rates
+        ]
 
 
 async def measure_latency(
     stack: Stack, store: str, *, seconds: float, rates: tuple[int, ...] = RATES
-) -> dict[str, Any]:
-    """One service, warmed up, then each rate in turn; one run."""
-    async with stack.prepare(store, LAYOUT) as prepared:
-        service = stack.service(prepared, SETTINGS)
-        factory = EventFactory(LAYOUT.orgs)
-        bootstrap = stack.broker.bootstrap_servers
-        async with (
-            service,
-            Sampler(service.pid) as sampler,
-            Publisher(bootstrap, prepared.topic, factory, linger_ms=1) as publisher,
-        ):
-            receiver = stack.receiver
-            await receiver.control(reset=True, record=False, default="ok", behaviours={})
-            await publisher.steady(LAYOUT.orgs, WARM_UP_EVENTS, 1.0)
-            each = WARM_UP_EVENTS // len(LAYOUT.orgs)
-            await receiver.wait_for(LAYOUT.indices, each, within=60)
-            results = [
-                await _steady(publisher, receiver, sampler, rate=rate, seconds=seconds)
-                for rate in rates
-            ]
-    return {"rates": results}
+) -> list[dict[str, Any]]:
+    """One service (store "naive": the naive baseline), warmed up, then each rate in turn."""
+    await stack.receiver.control(reset=True, record=False, default="ok", behaviours={})
+    if store == "naive":
+        topic = f"naive-{time.time_ns()}"
+        await create_topic(stack.broker.bootstrap_servers, topic)
+        expect = WARM_UP_EVENTS + int(sum(rates) * seconds)
+        budget = 120 + expect / 1000
+        async with NaiveProcess(stack, topic, LAYOUT, expect=expect, within=budget) as naive:
+            return await _rates(stack, topic, naive.pid, None, seconds=seconds, rates=rates)
+    async with (
+        stack.prepare(store, LAYOUT) as prepared,
+        stack.service(prepared, SETTINGS) as service,
+    ):
+        return await _rates(
+            stack, prepared.topic, service.pid, prepared.database, seconds=seconds, rates=rates
+        )
 
 
 async def run_latency(
@@ -102,11 +144,11 @@ async def run_latency(
         "fanout": 1,
         "service": {},
     }
-    for store in stores:
+    for store in [*stores, "naive"]:
         samples: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in RATES}
         for run in range(runs):
             measured = await measure_latency(stack, store, seconds=seconds)
-            for sample in measured["rates"]:
+            for sample in measured:
                 samples[str(sample["rate"])].append(sample)
                 log(
                     f"{store} latency run {run + 1} at {sample['rate']}/s: "

@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aiohttp
 import orjson
@@ -87,14 +88,60 @@ def main() -> None:
     print(json.dumps({"delivered": delivered}))
 
 
-def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bench.naive", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-        )
+class NaiveProcess:
+    """The baseline as a child process on `topic`; it stops by itself after `expect`
+    successful POSTs or `within` seconds (and is terminated if still running on exit)."""
+
+    def __init__(self, stack: Stack, topic: str, layout: Layout, *, expect: int, within: float):
+        receiver = stack.receiver
+        self._config = {
+            "bootstrap": stack.broker.bootstrap_servers,
+            "topic": topic,
+            "group": topic,
+            "expect": expect,
+            "timeout": within,
+            "routes": {
+                org: [[receiver.url(i), receiver.secrets[i]] for i in indices]
+                for org, indices in layout.endpoints.items()
+            },
+        }
+        self._path = stack.workdir / f"{topic}.json"
+        self._log = stack.workdir / "naive.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self._path.write_text(json.dumps(self._config))
+        with self._log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "bench.naive", str(self._path)],
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+            )
+
+    async def __aenter__(self) -> Self:
+        self._process = self._spawn()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            await asyncio.to_thread(process.wait, 30 if exc is None else 0.1)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
 
 
 async def measure_naive(stack: Stack, layout: Layout, events: int, within: float) -> Drain:
@@ -108,38 +155,17 @@ async def measure_naive(stack: Stack, layout: Layout, events: int, within: float
     receiver = stack.receiver
     await receiver.control(reset=True, record=False, default="ok", behaviours={})
     each = events // len(layout.orgs)
-    config = {
-        "bootstrap": stack.broker.bootstrap_servers,
-        "topic": topic,
-        "group": topic,
-        "expect": each * len(layout.indices),
-        "timeout": within,
-        "routes": {
-            org: [[receiver.url(i), receiver.secrets[i]] for i in indices]
-            for org, indices in layout.endpoints.items()
-        },
-    }
-    path = stack.workdir / f"{topic}.json"
-    path.write_text(json.dumps(config))
-    process = _spawn(path, stack.workdir / "naive.log")
-    try:
-        async with Sampler(process.pid) as sampler:
-            drain = await wait_drained(
-                receiver=receiver,
-                database=None,
-                sampler=sampler,
-                indices=layout.indices,
-                each=each,
-                endpoint_ids=None,
-                within=within,
-            )
-    finally:
-        try:
-            await asyncio.to_thread(process.wait, 30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return drain
+    naive = NaiveProcess(stack, topic, layout, expect=each * len(layout.indices), within=within)
+    async with naive, Sampler(naive.pid) as sampler:
+        return await wait_drained(
+            receiver=receiver,
+            database=None,
+            sampler=sampler,
+            indices=layout.indices,
+            each=each,
+            endpoint_ids=None,
+            within=within,
+        )
 
 
 if __name__ == "__main__":

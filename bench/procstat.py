@@ -41,12 +41,38 @@ def memory_kib(pid: int) -> dict[str, int]:
     return found
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+class MachineLoad:
+    """How many cores the whole machine kept busy between `start()` and `cores()`."""
+
+    def __init__(self) -> None:
+        self._start = machine_jiffies()
+
+    def start(self) -> None:
+        self._start = machine_jiffies()
+
+    def cores(self) -> float:
+        busy, total = machine_jiffies()
+        spent = total - self._start[1]
+        cpus = os.cpu_count() or 1
+        return 0.0 if spent <= 0 else (busy - self._start[0]) / spent * cpus
+
+
 @dataclass(slots=True)
 class Sample:
     at: float  # time.time()
     cpu: float  # CPU seconds so far
     rss_kib: int
     hwm_kib: int
+    machine: tuple[int, int]  # (busy, total) jiffies of the whole machine
 
 
 @dataclass
@@ -66,6 +92,7 @@ class Sampler:
                 cpu=cpu_seconds(self.pid),
                 rss_kib=memory.get("VmRSS", 0),
                 hwm_kib=memory.get("VmHWM", 0),
+                machine=machine_jiffies(),
             )
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             return None  # the process is gone (or a zombie with an empty status)
@@ -110,6 +137,15 @@ class Sampler:
 
     def cpu_between(self, start: float, end: float) -> float:
         return max(self.cpu_at(end) - self.cpu_at(start), 0.0)
+
+    def machine_cores_between(self, start: float, end: float) -> float:
+        """Cores the whole machine kept busy between the samples nearest `start` and `end`."""
+        inside = [s for s in self.samples if start <= s.at <= end] or self.samples[-1:]
+        first, last = inside[0], inside[-1]
+        spent = last.machine[1] - first.machine[1]
+        if spent <= 0:
+            return float("nan")
+        return (last.machine[0] - first.machine[0]) / spent * (os.cpu_count() or 1)
 
     @property
     def peak_rss_kib(self) -> int:

@@ -66,8 +66,8 @@ def _throughput(t: Result) -> list[str]:
         "over the measured window.",
         "",
         "| what | store | fan-out | deliveries/s | CPU s per 1k deliveries | × naive "
-        "| × receiver capacity | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| × receiver capacity | peak RSS MB | machine busy (cores) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for store, by_fanout in t["service"].items():
         for fanout, samples in by_fanout.items():
@@ -76,22 +76,23 @@ def _throughput(t: Result) -> list[str]:
             lines.append(
                 f"| dispatcher | {store} | {fanout} | {cell(samples, 'deliveries_per_s')} "
                 f"| {cell(samples, 'cpu_s_per_1k', 3)} | {_ratio(rate, naive)} "
-                f"| {_ratio(rate, cap)} | {cell(samples, 'peak_rss_mb', 0)} |"
+                f"| {_ratio(rate, cap)} | {cell(samples, 'peak_rss_mb', 0)} "
+                f"| {cell(samples, 'machine_busy_cores', 2)} |"
             )
     for fanout, samples in t["naive"].items():
         rate = median(samples, "deliveries_per_s")
         lines.append(
             f"| naive baseline (bench/naive.py: no store, no retries) | – | {fanout} "
             f"| {cell(samples, 'deliveries_per_s')} | {cell(samples, 'cpu_s_per_1k', 3)} "
-            f"| 1.00× | {_ratio(rate, cap)} | – |"
+            f"| 1.00× | {_ratio(rate, cap)} | – | {cell(samples, 'machine_busy_cores', 2)} |"
         )
     if cap_samples:
         lines.append(
             f"| receiver capacity ({capacity['command']}) | – | – "
-            f"| {cell(cap_samples, 'requests_per_s')} req/s | – | – | 1.00× | – |"
+            f"| {cell(cap_samples, 'requests_per_s')} req/s | – | – | 1.00× | – | – |"
         )
     else:
-        lines.append(f"| receiver capacity | – | – | {capacity.get('skipped', 'not run')} |||||")
+        lines.append(f"| receiver capacity | – | – | {capacity.get('skipped', 'not run')} ||||||")
     for note in t.get("notes", []):
         lines.append(f"\n{note}")
     return [*lines, ""]
@@ -101,17 +102,35 @@ def _latency(lat: Result) -> list[str]:
     lines = [
         f"## Latency (publish → receipt, fan-out 1, {lat['seconds_per_rate']:g} s per rate)",
         "",
-        "| store | rate events/s | achieved publish rate | p50 ms | p95 ms | p99 ms | max ms "
-        "| missing | service CPU (cores) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| what | rate events/s | achieved publish rate | p50 ms | p95 ms | p99 ms | max ms "
+        "| missing | consumer process CPU (cores) | whole machine busy (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for store, by_rate in lat["service"].items():
+        label = "naive baseline" if store == "naive" else f"dispatcher, {store}"
         for rate, samples in by_rate.items():
             lines.append(
-                f"| {store} | {int(rate):,} | {cell(samples, 'achieved_publish_rate')} "
+                f"| {label} | {int(rate):,} | {cell(samples, 'achieved_publish_rate')} "
                 f"| {cell(samples, 'p50_ms', 1)} | {cell(samples, 'p95_ms', 1)} "
                 f"| {cell(samples, 'p99_ms', 1)} | {cell(samples, 'max_ms', 0)} "
-                f"| {cell(samples, 'missing')} | {cell(samples, 'service_cpu_share', 2)} |"
+                f"| {cell(samples, 'missing')} | {cell(samples, 'service_cpu_share', 2)} "
+                f"| {cell(samples, 'machine_busy_cores', 2)} |"
+            )
+    lines += [
+        "",
+        "Where the dispatcher's latency goes (events.received_at splits it; p50 / p99 ms):",
+        "",
+        "| store | rate | publish → ingest p50 | p99 | ingest → receipt p50 | p99 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for store, by_rate in lat["service"].items():
+        if store == "naive":
+            continue
+        for rate, s in by_rate.items():
+            lines.append(
+                f"| {store} | {int(rate):,} | {cell(s, 'to_ingest_p50_ms', 1)} "
+                f"| {cell(s, 'to_ingest_p99_ms', 1)} | {cell(s, 'ingest_to_receipt_p50_ms', 1)} "
+                f"| {cell(s, 'ingest_to_receipt_p99_ms', 1)} |"
             )
     return [*lines, ""]
 
