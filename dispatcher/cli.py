@@ -1,8 +1,11 @@
 """The `webhooks` command (also `python -m dispatcher`).
 
 Service commands (`serve`, `dev`, `demo`, `migrate`) read `WEBHOOKS_*` settings; `publish`
-produces an event to Kafka. Errors are one clear line on stderr and a non-zero exit, never
-a traceback.
+produces an event to Kafka; `keys` manages API keys directly in WEBHOOKS_DATABASE_URL (no
+server needed, so the first key can be made). The on-call commands (`endpoints`,
+`deliveries`, `replay`, `dead-letters`, `events`, `orgs`, in dispatcher.oncall) talk to the
+HTTP API at WEBHOOKS_URL with WEBHOOKS_API_KEY. Errors are one clear line on stderr and a
+non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dispatcher import __version__
+from dispatcher import __version__, oncall
+from dispatcher.apiclient import ApiClientError
 from dispatcher.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from dispatcher.store import Store
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -103,6 +110,105 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- API keys, straight to the database ---------------------------------------------------
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.keys import KeyRequestError
+    from dispatcher.secretbox import SecretBox
+    from dispatcher.store import StoreUnavailableError, open_store
+
+    # Keys need no endpoint secrets: any box opens the store when no key is configured.
+    box = SecretBox.from_setting(settings.encryption_key) if settings.encryption_key else None
+    try:
+        async with open_store(settings.database_url, secret_box=box or SecretBox.generate()) as db:
+            await db.migrate()
+            return await KEY_ACTIONS[args.action](db, args)
+    except StoreUnavailableError as exc:
+        raise CommandError(f"database unavailable: {exc}") from None
+    except KeyRequestError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _keys_create(store: Store, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from dispatcher.keys import hash_key, new_api_key, parse_scopes
+
+    scopes = parse_scopes(args.scopes, operator=args.operator)
+    record, secret = new_api_key(
+        organization_id=None if args.operator else args.org,
+        scopes=scopes,
+        name=args.name,
+        now=datetime.now(UTC),
+    )
+    await store.create_api_key(record, hash_key(secret))
+    if args.json:
+        print(orjson.dumps({"id": record.id, "key": secret}).decode())
+    else:
+        owner = "operator key" if args.operator else f"key for {args.org}"
+        print(f"created {owner} {record.id} with scopes {', '.join(sorted(record.scopes))}")
+        print(secret)
+        print("(shown once: store it now; only a hash of it is kept)")
+    return 0
+
+
+async def _keys_list(store: Store, args: argparse.Namespace) -> int:
+    from dispatcher.api.views import api_key
+    from dispatcher.console import table
+
+    keys = [api_key(k) for k in await store.list_api_keys(organization_id=args.org)]
+    if args.json:
+        print(orjson.dumps(keys).decode())
+        return 0
+    for key in keys:
+        key["organizationId"] = key["organizationId"] or "(operator)"
+    columns = [
+        ("id", "id"),
+        ("organizationId", "organization"),
+        ("scopes", "scopes"),
+        ("name", "name"),
+        ("createdAt", "created"),
+        ("revokedAt", "revoked"),
+    ]
+    print(table(keys, columns))
+    return 0
+
+
+async def _keys_revoke(store: Store, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    if not await store.revoke_api_key(args.key_id, now=datetime.now(UTC)):
+        raise CommandError(f"{args.key_id}: no such key, or already revoked")
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+KEY_ACTIONS = {"create": _keys_create, "list": _keys_list, "revoke": _keys_revoke}
+
+
+def _add_keys(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="API keys, directly in WEBHOOKS_DATABASE_URL")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a key and print it once")
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--org", help="the organization the key belongs to (org_…)")
+    owner.add_argument("--operator", action="store_true", help="an operator key (no org)")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        help="comma list: webhooks:read,webhooks:write,org:admin (org keys) or "
+        "ops:read,ops:replay,platform:orgs (operator keys)",
+    )
+    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--json", action="store_true", help='print {"id": …, "key": …}')
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--org", help="only this organization's keys")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    revoke = actions.add_parser("revoke", help="revoke a key (effective at once)")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
+
 # -- the parser -------------------------------------------------------------------------
 
 
@@ -123,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--id", default="", help="event id (default: a new evt_… id)")
     publish.add_argument("--topic", default="", help="topic (default: the first configured)")
     publish.add_argument("--json", action="store_true", help="print JSON")
+    _add_keys(sub)
+    oncall.add_commands(sub)
     return parser
 
 
@@ -147,6 +255,7 @@ COMMANDS: dict[str, Command] = {
     "serve": lambda settings, args: _serve(settings),
     "migrate": lambda settings, args: _migrate(settings),
     "publish": _publish,
+    "keys": _keys,
 }
 
 
@@ -156,13 +265,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args.command in {"dev", "demo"}:  # embedded defaults first, then the settings
             return run_async((_dev if args.command == "dev" else _demo)(environ))
+        if args.command in oncall.COMMANDS:  # WEBHOOKS_URL and WEBHOOKS_API_KEY only
+            return run_async(oncall.run(args, environ))
         settings = Settings.from_env(environ)
         return run_async(COMMANDS[args.command](settings, args))
     except SettingsError as exc:
         print(f"webhooks: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CommandError as exc:
+    except (CommandError, ApiClientError) as exc:
         print(f"webhooks {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except oncall.UsageError as exc:
+        print(f"webhooks {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
