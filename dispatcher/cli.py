@@ -82,11 +82,16 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(f"--data is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise CommandError("--data must be a JSON object")
+    catalog = Catalog.load()
+    if args.example:
+        if args.type not in catalog:
+            raise CommandError(f"unknown event type {args.type!r}")
+        example = dict(catalog.examples(args.type)[0])
+        example.pop("organizationId", None)
+        data = {**example, **data}
     data.setdefault("organizationId", args.org)
     try:
-        body = encode_event(
-            args.type, args.org, data, catalog=Catalog.load(), event_id=args.id or None
-        )
+        body = encode_event(args.type, args.org, data, catalog=catalog, event_id=args.id or None)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     producer = AIOKafkaProducer(
@@ -226,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--type", required=True, help="event type from the catalog")
     publish.add_argument("--org", required=True, help="organization id (org_…)")
     publish.add_argument("--data", default="{}", help="the event's data as a JSON object")
+    publish.add_argument(
+        "--example",
+        action="store_true",
+        help="start from the catalog's example data for the type (--data fields override)",
+    )
     publish.add_argument("--id", default="", help="event id (default: a new evt_… id)")
     publish.add_argument("--topic", default="", help="topic (default: the first configured)")
     publish.add_argument("--json", action="store_true", help="print JSON")

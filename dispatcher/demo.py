@@ -35,6 +35,7 @@ from dispatcher import receivers
 from dispatcher.broker import EmbeddedBroker
 from dispatcher.catalog import Catalog
 from dispatcher.ids import new_id
+from dispatcher.keys import OPERATOR_SCOPES, ORG_SCOPES, hash_key, new_api_key
 from dispatcher.models import DeliveryStatus, Endpoint, EndpointScope, Organization
 from dispatcher.receivers import Receiver
 from dispatcher.secretbox import new_endpoint_secret
@@ -47,6 +48,7 @@ DEMO_LADDER = "500ms,1s,1s,2s,2s,3s,3s"  # 8 attempts in about 12.5 s
 DEMO_EVENTS = 300
 DEMO_DEADLINE = 75.0  # seconds the demo waits for every delivery to settle
 
+DEV_ORG = "org_dev"
 PARENT, CHILD_A, CHILD_B = "org_demo_parent", "org_demo_child_a", "org_demo_child_b"
 
 
@@ -107,24 +109,41 @@ async def run_dev(
         settings = Settings.from_env(env)
         running, task = await _start(settings, stack)
         url = running.url
+        operator_key, org_key = await _dev_keys(running.store)
         print(
-            f"Layers Webhooks dev stack is up.\n"
-            f"  API:      {url}   (health {url}/healthz, metrics {url}/metrics)\n"
-            f"  Kafka:    {settings.kafka_bootstrap_servers}  topic {settings.kafka_topics[0]}\n"
-            f"  Store:    {settings.database_url}\n",
-            file=out,
-        )
-        print(
-            "Publish an event from another shell:\n"
-            f"  WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} "
-            "webhooks publish --type webhook.test --org org_dev "
-            '--data \'{"endpointId": "ep_x", "message": "hello"}\'\n'
-            "Stop with Ctrl-C.",
+            "Layers Webhooks dev stack is up.\n"
+            f"  API:    {url}   (health {url}/healthz, metrics {url}/metrics)\n"
+            f"  Kafka:  {settings.kafka_bootstrap_servers}, topic {settings.kafka_topics[0]}\n"
+            f"  Store:  {settings.database_url}\n\n"
+            "In another shell, as on-call (operator key: ops:read, ops:replay, platform:orgs):\n"
+            f"  export WEBHOOKS_URL={url} WEBHOOKS_API_KEY={operator_key}\n\n"
+            f"As the organization {DEV_ORG} (key: webhooks:read, webhooks:write, org:admin),\n"
+            "register an endpoint (the secret is printed once):\n"
+            f"  WEBHOOKS_URL={url} WEBHOOKS_API_KEY={org_key} \\\n"
+            "    webhooks endpoints create --url http://127.0.0.1:9000/hook\n\n"
+            "then publish an event through Kafka (the catalog's example data):\n"
+            f"  WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} \\\n"
+            f"    webhooks publish --type content.generated --org {DEV_ORG} --example\n"
+            "or send the endpoint a test event: webhooks endpoints test ep_…\n\n"
+            "Stop with Ctrl-C. The store is kept in .webhooks-dev/ (Kafka is memory-only).",
             file=out,
             flush=True,
         )
         await asyncio.shield(task)  # until Ctrl-C or SIGTERM stops the service
     return 0
+
+
+async def _dev_keys(store: Store) -> tuple[str, str]:
+    """A fresh operator key and a key for the dev organization, printed once."""
+    now = datetime.now(UTC)
+    await store.put_organization(Organization(id=DEV_ORG))
+    operator, operator_key = new_api_key(
+        organization_id=None, scopes=OPERATOR_SCOPES, name="dev operator", now=now
+    )
+    org, org_key = new_api_key(organization_id=DEV_ORG, scopes=ORG_SCOPES, name="dev", now=now)
+    await store.create_api_key(operator, hash_key(operator_key))
+    await store.create_api_key(org, hash_key(org_key))
+    return operator_key, org_key
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -93,3 +93,19 @@ async def test_publish_refuses_invalid_events_with_one_line(
 async def _run(args: list[str], env: dict[str, str]) -> int:
     """cli.main runs its own event loop, so call it from a worker thread."""
     return await asyncio.to_thread(main, args, env)
+
+
+async def test_publish_example_starts_from_the_catalog_example(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--example fills the data from the type's schema example, with --data overriding."""
+    topic = f"pub-{uuid.uuid4().hex[:8]}"
+    env = {"WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEBHOOKS_KAFKA_TOPICS": topic}
+    args = ["publish", "--type", "webhook.test", "--org", "org_ex", "--example"]
+    code = await _run([*args, "--data", '{"message": "hello"}'], env)
+    assert code == 0, capsys.readouterr().err
+    _, value = await consume_one(kafka_bootstrap, topic)
+    event = decode_event(value, catalog=Catalog.load(), max_bytes=262144)
+    assert isinstance(event, Event)
+    data = orjson.loads(event.body)["data"]
+    assert data == {**example("webhook.test"), "organizationId": "org_ex", "message": "hello"}
