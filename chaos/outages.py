@@ -1,0 +1,191 @@
+"""Infrastructure faults: PostgreSQL restarted, the broker unreachable, the disk full.
+
+None of them is bad input (DESIGN.md §4): the service must pause and retry — never crash,
+never dead-letter — and deliver everything once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+
+from chaos import checks
+from chaos.crashes import trickle
+from chaos.endpoints import accept
+from chaos.harness import Report, Rig, service_env
+from chaos.postgres import PostgresUnavailableError, ThrowawayDatabase, find_cluster, wait_up
+from chaos.proxy import ProxiedBroker, ProxyMode
+from chaos.scenarios import Context
+from chaos.tmpfs import Tmpfs, TmpfsUnavailableError
+
+NAMES = ["a", "b"]
+DISK = 16 << 20  # bytes of tmpfs for the SQLite store
+
+
+async def _start(rig: Rig) -> None:
+    rig.endpoint("a", accept())
+    rig.endpoint("b", accept(0.05))
+    await rig.provision()
+    rig.service.start()
+    await rig.service.wait_healthy()
+
+
+async def _finish(rig: Rig, report: Report, within: float) -> None:
+    """Everything delivered after the fault; a clean exit; no crash, loss or dead letter."""
+    done = await rig.wait_delivered(NAMES, within)
+    report.check(done, f"after the fault every pair arrived within {within:g}s")
+    errors = await checks.store_errors(rig)
+    report.note(f"store errors the service counted, by operation: {errors or 'none'}")
+    await checks.graceful_exit(rig, report)
+    checks.never_crashed(rig, report)
+    await checks.delivered(rig, report, NAMES)
+    await checks.no_dead_letters(rig, report)
+
+
+async def pg_restart(ctx: Context, report: Report) -> None:
+    """Restart the PostgreSQL cluster under a running service (`pg_restarts` times, at random
+    moments while events stream in): it keeps running, creates no dead letter, and delivers
+    every pair once PostgreSQL is back; the cluster is confirmed up before returning."""
+    params, rng = ctx.params, ctx.rng("pg-restart")
+    try:
+        cluster = await find_cluster(ctx.postgres_url)
+    except PostgresUnavailableError as exc:
+        report.skipped = f"PostgreSQL cannot be restarted here: {exc}"
+        return
+    async with AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(ThrowawayDatabase(ctx.postgres_url))
+        except PostgresUnavailableError as exc:
+            report.skipped = f"PostgreSQL unavailable: {exc}"
+            return
+        stack.push_async_callback(cluster.ensure_running)  # before the drop, after the rig
+        rig = await stack.enter_async_context(
+            Rig("pg-restart", ctx.run_dir, service_env(url, ctx.bootstrap))
+        )
+        await _start(rig)
+        span = params.pg_restarts * 8.0
+        publishing = asyncio.create_task(trickle(rig, params.pg_events, span, rng))
+        try:
+            for number in range(1, params.pg_restarts + 1):
+                await asyncio.sleep(rng.uniform(1.0, 5.0))
+                took = await cluster.restart()
+                back = await wait_up(ctx.postgres_url, 30.0)
+                report.check(
+                    back is not None,
+                    f"restart {number}: pg_ctlcluster restart took {took:.1f}s, "
+                    f"PostgreSQL answered again {back or 0:.1f}s later",
+                )
+            async with asyncio.timeout(params.converge):
+                await publishing
+        finally:
+            publishing.cancel()
+        await _finish(rig, report, params.converge)
+    back = await wait_up(ctx.postgres_url, 30.0)
+    report.check(back is not None, "PostgreSQL is running when the scenario ends")
+
+
+async def broker_outage(ctx: Context, report: Report) -> None:
+    """Cut the broker off for `outage` seconds (half black-holed, half refused) while
+    deliveries flow and records wait unconsumed: the service keeps running, keeps delivering
+    what it stored, reports not-ready, and after the restore consumes and delivers it all."""
+    params = ctx.params
+    async with AsyncExitStack() as stack:
+        broker = await stack.enter_async_context(
+            ProxiedBroker(log_path=ctx.run_dir / "tansu-proxied.log")
+        )
+        env = service_env(
+            f"sqlite:///{ctx.run_dir / 'outage.db'}",
+            broker.bootstrap_servers,
+            WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT="4",
+        )
+        rig = await stack.enter_async_context(Rig("broker-outage", ctx.run_dir, env))
+        await _start(rig)
+        first = params.outage_events // 2
+        await rig.publish(first)
+        await rig.journal.wait_until(
+            lambda: len(rig.journal.accepted_ids("a")) >= first // 4, params.converge
+        )
+        await rig.publish(params.outage_events // 4)  # the cut catches these in flight
+        cut_at = time.monotonic()
+        half = params.outage / 2
+        await broker.proxy.cut(ProxyMode.BLACKHOLE)
+        ready_dark = await checks.sample_while(rig.service.ready, seconds=half)
+        await broker.proxy.cut(ProxyMode.REFUSE)
+        ready_refused = await checks.sample_while(rig.service.ready, seconds=params.outage - half)
+        await broker.proxy.restore()
+        restored_at = time.monotonic()
+        during = sum(1 for a in rig.journal.arrivals if cut_at <= a.at < restored_at)
+        report.note(f"outage {params.outage:g}s: {during} deliveries arrived during it")
+        report.note(f"proxy: {broker.proxy.stats}")
+        report.check(rig.service.alive, "the service kept running through the outage")
+        ready = ready_dark[0] + ready_refused[0]
+        samples = ready_dark[1] + ready_refused[1]
+        report.check(
+            ready < samples,
+            f"/readyz reported not ready during the outage "
+            f"({samples - ready} of {samples} samples)",
+        )
+        back = await _wait_ready(rig, params.converge)
+        report.check(back is not None, f"/readyz ready again {back or 0:.1f}s after the restore")
+        await rig.publish(params.outage_events - first - params.outage_events // 4)
+        await _finish(rig, report, params.converge)
+
+
+async def _wait_ready(rig: Rig, within: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await rig.service.ready():
+            return time.monotonic() - started
+        await asyncio.sleep(0.25)
+    return None
+
+
+async def disk_full(ctx: Context, report: Report) -> None:
+    """Run the SQLite store on a small tmpfs and fill it mid-run: the store's writes fail
+    (SQLITE_FULL), the service pauses and retries — no crash, no dead letter — and once the
+    space is freed every pair is delivered. Skipped where a tmpfs cannot be mounted."""
+    params = ctx.params
+    async with AsyncExitStack() as stack:
+        disk = Tmpfs(DISK)
+        try:
+            path = await stack.enter_async_context(disk)
+        except TmpfsUnavailableError as exc:
+            report.skipped = f"not feasible here: {exc}"
+            return
+        env = service_env(f"sqlite:///{path / 'webhooks.db'}", ctx.bootstrap)
+        rig = await stack.enter_async_context(Rig("disk-full", ctx.run_dir, env))
+        await _start(rig)
+        third = params.disk_events // 3
+        await rig.publish(third)
+        await rig.wait_delivered(NAMES, params.converge)
+        filled = disk.fill()
+        before = sum((await checks.store_errors(rig)).values())
+        felt = False
+        for _ in range(20):  # publish in small batches until the store reports the fault
+            await rig.publish(max(1, third // 5))
+            await asyncio.sleep(0.5)
+            if sum((await checks.store_errors(rig)).values()) > before:
+                felt = True
+                break
+        report.check(
+            felt,
+            f"the full disk reached the store: its writes failed "
+            f"(filled {filled >> 10} KiB, {disk.available()} bytes left)",
+        )
+        alive = await checks.sample_while(
+            lambda: _true(rig.service.alive), seconds=params.disk_hold
+        )
+        report.check(
+            alive[0] == alive[1],
+            f"the service kept running while the disk stayed full for {params.disk_hold:g}s",
+        )
+        disk.free()
+        left = params.disk_events - len(rig.published())
+        if left > 0:
+            await rig.publish(left)
+        await _finish(rig, report, params.converge)
+
+
+async def _true(value: bool) -> bool:
+    return value
