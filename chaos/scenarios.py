@@ -105,6 +105,7 @@ class Result:
     title: str
     report: Report
     seconds: float
+    seed: int
 
     @property
     def verdict(self) -> str:
@@ -113,9 +114,10 @@ class Result:
         return "PASS" if self.report.ok else "FAIL"
 
 
-async def run_scenario(scenario: Scenario, ctx: Context) -> Result:
+async def run_scenario(scenario: Scenario, ctx: Context, *, budget: float | None = None) -> Result:
+    """Run one scenario within its budget (or `budget` seconds, if smaller)."""
     report = Report()
-    budget = scenario.budget(ctx.params)
+    budget = min(scenario.budget(ctx.params), budget or float("inf"))
     started = time.monotonic()
     try:
         async with asyncio.timeout(budget):
@@ -129,7 +131,7 @@ async def run_scenario(scenario: Scenario, ctx: Context) -> Result:
         report.notes.extend(traceback.format_exc().rstrip().splitlines()[-8:])
     if report.skipped is None and not report.checks:
         report.check(False, "the scenario stated no expectation")
-    return Result(scenario.name, scenario.title, report, time.monotonic() - started)
+    return Result(scenario.name, scenario.title, report, time.monotonic() - started, ctx.seed)
 
 
 def registry() -> list[Scenario]:
