@@ -112,10 +112,10 @@ def plan_for(args: argparse.Namespace) -> Plan:
     quick = bool(args.quick)
     return Plan(
         runs=args.runs or (1 if quick else 3),
-        throughput_deliveries=10_000 if quick else 40_000,
+        throughput_deliveries=10_000 if quick else 30_000,
         naive_deliveries=5_000 if quick else 20_000,
         latency_seconds=5 if quick else 10,
-        isolation_events=500 if quick else 1_500,
+        isolation_events=500 if quick else 1_000,
         steady_seconds=5 if quick else 10,
         backlog=args.backlog or (100_000 if quick else 1_000_000),
         down_seconds=5 if quick else 15,
@@ -192,6 +192,8 @@ async def _profiles(
                 f"profiled; raw stacks: {path.relative_to(args.out.parent)})"
             )
             summaries[name] = summarise(path)
+            if not summaries[name]["samples"]:
+                summaries[name]["note"] = "py-spy is not installed (pip install py-spy)"
             log(f"profiled {store}: {sample['deliveries_per_s']:,.0f}/s")
     return summaries
 

@@ -48,6 +48,7 @@ async def _consume(config: dict[str, Any]) -> int:
         auto_offset_reset="earliest",
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
+        fetch_max_wait_ms=int(config.get("fetch_max_wait_ms", 500)),  # aiokafka's default
     )
     await consumer.start()
     delivered = 0
@@ -92,7 +93,16 @@ class NaiveProcess:
     """The baseline as a child process on `topic`; it stops by itself after `expect`
     successful POSTs or `within` seconds (and is terminated if still running on exit)."""
 
-    def __init__(self, stack: Stack, topic: str, layout: Layout, *, expect: int, within: float):
+    def __init__(
+        self,
+        stack: Stack,
+        topic: str,
+        layout: Layout,
+        *,
+        expect: int,
+        within: float,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
         receiver = stack.receiver
         self._config = {
             "bootstrap": stack.broker.bootstrap_servers,
@@ -100,6 +110,7 @@ class NaiveProcess:
             "group": topic,
             "expect": expect,
             "timeout": within,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
             "routes": {
                 org: [[receiver.url(i), receiver.secrets[i]] for i in indices]
                 for org, indices in layout.endpoints.items()

@@ -132,7 +132,7 @@ def summarise(path: Path, *, top: int = 25) -> dict[str, Any]:
                 inclusive[name] += count
 
     def shares(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)]
+        return [(k, round(100 * v / max(total, 1), 1)) for k, v in counter.most_common(top)]
 
     return {
         "samples": total,

@@ -107,7 +107,10 @@ def _latency(lat: Result) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for store, by_rate in lat["service"].items():
-        label = "naive baseline" if store == "naive" else f"dispatcher, {store}"
+        label = {
+            "naive": "naive baseline (fetch_max_wait_ms=500, aiokafka default)",
+            "naive-fetch10": "naive baseline, fetch_max_wait_ms=10",
+        }.get(store, f"dispatcher, {store}")
         for rate, samples in by_rate.items():
             lines.append(
                 f"| {label} | {int(rate):,} | {cell(samples, 'achieved_publish_rate')} "
@@ -124,7 +127,7 @@ def _latency(lat: Result) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for store, by_rate in lat["service"].items():
-        if store == "naive":
+        if store.startswith("naive"):
             continue
         for rate, s in by_rate.items():
             lines.append(
@@ -246,6 +249,9 @@ def _profiles(profiles: Result) -> list[str]:
     lines = ["## Where the service's CPU goes (py-spy, % of CPU-active samples)", ""]
     for name, summary in profiles.items():
         lines += [f"### {name} — {summary['samples']:,} samples", ""]
+        if summary.get("note"):
+            lines += [summary["note"], ""]
+            continue
         lines += [f"- thread {t}: {share} %" for t, share in summary["threads"]]
         lines += ["", "| self (top of stack) | % | inclusive | % |", "|---|---:|---|---:|"]
         for (s_name, s_share), (i_name, i_share) in zip(
