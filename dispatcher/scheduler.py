@@ -25,13 +25,13 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 from dispatcher.breaker import Breaker, BreakerState
 from dispatcher.delivery import DeliveryClient
 from dispatcher.directory import Directory
+from dispatcher.lanes import RATE_WINDOW, Job, Lane
 from dispatcher.metrics import Metrics
 from dispatcher.models import (
     AttemptOutcome,
@@ -43,14 +43,12 @@ from dispatcher.models import (
     EndpointStatus,
 )
 from dispatcher.ratelimit import TokenBucket
+from dispatcher.recorder import Recorder
 from dispatcher.retry import RetryPolicy, next_step
 from dispatcher.store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
-V = TypeVar("V")
 
-FLUSH_INTERVAL = 0.02  # seconds between batched writes of attempt results
-FLUSH_BATCH = 1000
 CLAIM_BATCH = 500
 
 
@@ -75,42 +73,18 @@ class SchedulerConfig:
 
     @property
     def lane_backlog(self) -> int:
-        """Deliveries a failing lane may hold beyond its in-flight slots."""
+        """Deliveries a congested lane may hold beyond its in-flight slots."""
         return max(4 * self.max_in_flight_per_endpoint, 64)
+
+    @property
+    def busy_lane_backlog(self) -> int:
+        """Deliveries a busy but healthy lane may hold (a burst to one endpoint)."""
+        return max(self.capacity // 4, self.lane_backlog)
 
     @property
     def capacity(self) -> int:
         """Deliveries this process holds in memory (queued + in flight) at most."""
         return 4 * self.max_in_flight
-
-
-@dataclass(slots=True)
-class Job:
-    claim: Claim
-    lease_deadline: float  # monotonic time after which another replica may take it
-
-
-@dataclass(slots=True)
-class Lane:
-    endpoint_id: str
-    breaker: Breaker
-    queue: deque[Job] = field(default_factory=deque)
-    in_flight: int = 0
-    bucket: TokenBucket | None = None
-    wake: asyncio.TimerHandle | None = None
-    ready: bool = False  # waiting in the scheduler's ready list for a global slot
-
-
-@dataclass(slots=True)
-class _Pending:
-    """Writes the flusher batches: attempt results, hand-backs and suppressions."""
-
-    results: list[AttemptResult] = field(default_factory=list)
-    released: dict[str, datetime] = field(default_factory=dict)
-    suppressed: dict[str, str] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.results) + len(self.released) + len(self.suppressed)
 
 
 # Called after an endpoint was disabled here (410 or auto-disable): emits the operational
@@ -143,8 +117,7 @@ class Scheduler:
         self._ready: deque[Lane] = deque()
         self._in_flight = 0
         self._queued = 0
-        self._pending = _Pending()
-        self._flush_now = asyncio.Event()
+        self.recorder = Recorder(store, metrics)
         self._poll_now = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -195,6 +168,7 @@ class Scheduler:
                     threshold=self._config.breaker_threshold,
                     cooldown=self._config.breaker_cooldown,
                 ),
+                created=time.monotonic(),
             )
             self._lanes[endpoint_id] = lane
         return lane
@@ -225,7 +199,7 @@ class Scheduler:
                 # memory; the poller re-claims it once the lease has expired.
                 lane.breaker.probing = False
                 continue
-            lane.in_flight += 1
+            lane.started(now)
             self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._attempt(lane, job))
             self._tasks.add(task)
@@ -256,17 +230,28 @@ class Scheduler:
     def _trim_backlog(self, lane: Lane) -> None:
         """Bound what one lane holds so a stuck endpoint cannot fill this process.
 
-        A healthy lane (no recent failure) may hold up to half the capacity and hands the
-        rest back due at the next poll; a failing lane keeps a short backlog and hands the
-        rest back due after one attempt deadline, when its slots may have freed up."""
+        A busy but healthy lane keeps a deep queue (a burst drains in moments). A congested
+        one keeps a short queue; the rest goes back to the store due after one attempt
+        deadline, and the lane is looked at again a window later in case it stalled with
+        nothing else to wake it."""
         config = self._config
-        healthy = lane.breaker.failures == 0
-        limit = config.capacity // 2 if healthy else config.lane_backlog
+        now = time.monotonic()
+        congested = lane.congested(
+            now, slots=config.max_in_flight_per_endpoint, deadline=config.delivery_timeout
+        )
+        limit = config.lane_backlog if congested else config.busy_lane_backlog
         overflow = len(lane.queue) - limit
         if overflow > 0:
             jobs = [lane.queue.pop() for _ in range(overflow)]
-            delay = config.poll_interval if healthy else config.delivery_timeout
+            delay = config.delivery_timeout if congested else config.poll_interval
             self._hand_back(jobs, delay, cause="backlog")
+        if (
+            not congested
+            and len(lane.queue) > config.lane_backlog
+            and lane.in_flight >= config.max_in_flight_per_endpoint
+            and lane.wake is None
+        ):
+            lane.wake = asyncio.get_running_loop().call_later(RATE_WINDOW, self._wake, lane)
 
     def _hand_back_lane(self, lane: Lane, delay: float, *, cause: str) -> None:
         jobs = list(lane.queue)
@@ -279,13 +264,11 @@ class Scheduler:
             return
         self._queued -= len(jobs)
         due = self._clock() + timedelta(seconds=max(delay, 0.0))
-        for job in jobs:
-            self._pending.released[job.claim.delivery_id] = due
+        self.recorder.release([job.claim.delivery_id for job in jobs], due)
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
-        self._flush_now.set()
 
     def _slot_freed(self, lane: Lane) -> None:
-        lane.in_flight -= 1
+        lane.completed(time.monotonic())
         self._in_flight -= 1
         self._dispatch(lane)
         while self._ready and self._in_flight < self._config.max_in_flight:
@@ -296,13 +279,7 @@ class Scheduler:
             self._room.set()
         if self.load == 0:
             self._idle.set()
-        if (
-            not lane.queue
-            and lane.in_flight == 0
-            and lane.breaker.failures == 0
-            and lane.bucket is None
-            and lane.wake is None
-        ):
+        if lane.idle:
             self._lanes.pop(lane.endpoint_id, None)
 
     # -- one attempt --------------------------------------------------------------------
@@ -313,7 +290,7 @@ class Scheduler:
             endpoint = self._directory.endpoint(claim.endpoint_id)
             if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
                 reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
-                self._pending.suppressed[claim.delivery_id] = reason
+                self.recorder.suppress(claim.delivery_id, reason)
                 self._metrics.deliveries_finished.labels("suppressed").inc()
                 lane.breaker.probing = False
                 return
@@ -350,7 +327,7 @@ class Scheduler:
         attempt = claim.attempts + 1
         now = self._clock()
         step = next_step(self._config.policy, outcome, attempt, now, self._rng)
-        self._pending.results.append(
+        self.recorder.result(
             AttemptResult(
                 delivery_id=claim.delivery_id,
                 endpoint_id=claim.endpoint_id,
@@ -361,8 +338,6 @@ class Scheduler:
                 next_attempt_at=step.next_attempt_at,
             )
         )
-        if len(self._pending) >= FLUSH_BATCH:
-            self._flush_now.set()
         lane.breaker.record(outcome.succeeded, time.monotonic())
         metrics = self._metrics
         metrics.attempts.labels(outcome.failure or "success").inc()
@@ -449,34 +424,6 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poll_now.wait(), timeout)
 
-    async def run_flusher(self) -> None:
-        """Write attempt results, hand-backs and suppressions in batches."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), FLUSH_INTERVAL)
-            self._flush_now.clear()
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Persist everything pending; on a store fault keep it and try again later."""
-        pending, self._pending = self._pending, _Pending()
-        if not pending:
-            return
-        try:
-            if pending.results:
-                await self._store.complete(pending.results)
-            for due, ids in _group_by_value(pending.released).items():
-                await self._store.release(ids, next_attempt_at=due)
-            for reason, ids in _group_by_value(pending.suppressed).items():
-                await self._store.suppress(ids, reason)
-        except StoreUnavailableError:
-            self._metrics.store_errors.labels("flush").inc()
-            log.warning("store unavailable while recording attempts; will retry", exc_info=True)
-            self._pending.results[:0] = pending.results
-            self._pending.released = pending.released | self._pending.released
-            self._pending.suppressed = pending.suppressed | self._pending.suppressed
-            await asyncio.sleep(0.5)
-
     async def run_housekeeping(self) -> None:
         """Auto-disable endpoints failing for too long, purge expired events, gauges."""
         while True:
@@ -526,14 +473,7 @@ class Scheduler:
             await asyncio.wait(set(self._tasks), timeout=remaining)
         for task in list(self._tasks):
             task.cancel()  # past the deadline: their leases expire and they are replayed
-        await self.flush()
+        await self.recorder.flush()
 
     def _update_gauges(self) -> None:
         self._metrics.queued.set(self._queued)
-
-
-def _group_by_value(mapping: dict[str, V]) -> dict[V, list[str]]:
-    groups: dict[V, list[str]] = {}
-    for key, value in mapping.items():
-        groups.setdefault(value, []).append(key)
-    return groups

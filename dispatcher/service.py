@@ -185,7 +185,7 @@ class Service:
                 loops = [
                     group.create_task(consumer.run(), name="consumer"),
                     group.create_task(scheduler.run_poller(), name="poller"),
-                    group.create_task(scheduler.run_flusher(), name="flusher"),
+                    group.create_task(scheduler.recorder.run(), name="recorder"),
                     group.create_task(scheduler.run_housekeeping(), name="housekeeping"),
                     group.create_task(directory.run(), name="directory"),
                     group.create_task(replays.run(), name="replays"),  # API: bulk replays
