@@ -32,6 +32,9 @@ check: lint test
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+chaos: $(STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
+
 demo: $(STAMP)
 	$(PY) -m dispatcher demo
 
