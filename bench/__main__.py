@@ -39,6 +39,7 @@ from bench.database import STORES, postgres_available, postgres_version
 from bench.isolation import run_isolation
 from bench.latency import run_latency
 from bench.micro import run_micro
+from bench.procstat import MachineLoad
 from bench.profile import summarise
 from bench.stack import Stack
 from bench.throughput import SETTINGS, layout_for, measure_service, run_throughput
@@ -198,6 +199,13 @@ async def _profiles(
     return summaries
 
 
+def _background_load(seconds: float = 2.0) -> float:
+    """Cores kept busy by OTHER work while the suite is idle: a noisy neighbour shows here."""
+    load = MachineLoad()
+    time.sleep(seconds)
+    return round(load.cores(), 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     plan = plan_for(args)
@@ -211,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(notes[-1])
     if not args.stores:
         args.stores = ["sqlite"]
+    background = _background_load()
+    log(f"machine busy before the suite: {background:.2f} cores (other work on this machine)")
     workdir = Path(tempfile.mkdtemp(prefix="layers-bench-"))
     log(f"work dir {workdir}; scenarios {', '.join(args.scenarios)}; {plan}")
     result: dict[str, Any] = {}
@@ -231,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": plan.runs,
         "minutes": (time.monotonic() - started) / 60,
         "method": METHOD + notes,
+        "background_busy_cores": {"before": round(background, 2), "after": _background_load()},
     }
     md, js = report.write(result, args.out)
     log(f"wrote {md} and {js}")

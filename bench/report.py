@@ -274,6 +274,10 @@ def markdown(result: Result) -> str:
         f"{head['finished']} · `{head['command']}` · {head['runs']} run(s) per figure · "
         f"suite took {head['minutes']:.1f} min",
         "",
+        "Background load (cores busy with other work while the suite was idle): before "
+        f"{head['background_busy_cores']['before']}, after {head['background_busy_cores']['after']}"
+        " — anything well above 0 means a noisy neighbour shared the machine.",
+        "",
         "Figures over repeated runs are `median (min–max)`.",
         "",
         *_machine(result),
