@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from chaos import checks
 from chaos.endpoints import NO_ANSWER, accept, flaky
 from chaos.harness import Report, Rig, service_env
+from chaos.postgres import PostgresUnavailableError, ThrowawayDatabase
+from chaos.proxy import TcpProxy
 from chaos.scenarios import Context
+from dispatcher.models import DeliveryStatus
 
 RECEIVERS = ["fast", "slow", "flaky"]
 STARTUP_KILLS = 0.25  # share of the kills aimed at start-up rather than mid-delivery
 LIFE = 7.0  # seconds: about how long one life of the service lasts in `sigkill`
 REBALANCE_SESSION = 20.0  # seconds: the consumer session in `sigterm-rebalance`
+AFTER_RESTART = 10  # events published after the restart in `sigterm`
+SLOW_STORE = 0.05  # seconds the proxy adds to every chunk to and from PostgreSQL
+SLOW_STORE_EVENTS = 1  # one result: the recorder takes it whole, the drain finds nothing
+LEASE_WAIT = 6.0  # seconds: past the 5 s lease
 
 
 async def trickle(rig: Rig, total: int, seconds: float, rng: random.Random) -> None:
@@ -125,6 +133,9 @@ async def sigterm(ctx: Context, report: Report) -> None:
         report.check(not cut, f"no in-flight attempt was cut off by the shutdown ({len(cut)})")
         rig.service.start()
         await rig.service.wait_healthy()
+        # A few more events: only a member that rejoined the group can deliver them, so the
+        # final SIGTERM below is not also a SIGTERM mid-rebalance (`sigterm-rebalance`).
+        await rig.publish(AFTER_RESTART)
         done = await rig.wait_delivered(names, params.converge)
         report.check(done, f"the restart delivered the rest within {params.converge:g}s")
         await checks.graceful_exit(rig, report, what="final SIGTERM")
@@ -172,3 +183,56 @@ async def sigterm_rebalance(ctx: Context, report: Report) -> None:
         checks.never_crashed(rig, report)
         await checks.delivered(rig, report, ["a"])
         await checks.no_dead_letters(rig, report)
+
+
+async def sigterm_slow_store(ctx: Context, report: Report) -> None:
+    """SIGTERM while the results of the last deliveries are being written to a slow store
+    (PostgreSQL behind a proxy adding latency): the drain records every attempt it made
+    before exiting — no delivery left pending — so a restart redelivers nothing."""
+    params = ctx.params
+    try:
+        database = ThrowawayDatabase(ctx.postgres_url)
+        url = await database.__aenter__()
+    except PostgresUnavailableError as exc:
+        report.skipped = f"PostgreSQL unavailable: {exc}"
+        return
+    try:
+        parts = urlsplit(url)
+        async with TcpProxy(target_port=parts.port or 5432, latency=SLOW_STORE) as proxy:
+            slow_url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+            env = service_env(slow_url, ctx.bootstrap)
+            async with Rig("sigterm-slow-store", ctx.run_dir, env) as rig:
+                await _slow_store_run(rig, report, params.converge)
+    finally:
+        await database.__aexit__(None, None, None)
+
+
+async def _slow_store_run(rig: Rig, report: Report, converge: float) -> None:
+    rig.endpoint("a", accept())
+    await rig.provision()
+    rig.service.start()
+    await rig.service.wait_healthy()
+    await rig.publish(SLOW_STORE_EVENTS)
+    done = await rig.wait_delivered(["a"], converge)
+    report.check(done, f"every pair arrived within {converge:g}s")
+    # The results are being written now (slowly): SIGTERM in the middle of that write.
+    await asyncio.sleep(0.2)
+    await checks.graceful_exit(rig, report, what="SIGTERM while the results are being written")
+    deliveries = await rig.deliveries("a")
+    pending = [d.event_id for d in deliveries if d.status is not DeliveryStatus.SUCCEEDED]
+    report.check(
+        not pending,
+        f"the drain recorded every attempt it made: none left pending at exit ({len(pending)} "
+        f"of {len(deliveries)})",
+    )
+    rig.service.start()
+    await rig.service.wait_healthy()
+    await rig.publish(1)  # one more, so the restart provably consumed and delivered
+    again = await rig.wait_delivered(["a"], converge)
+    report.check(again, "the restart delivered the new event")
+    await asyncio.sleep(LEASE_WAIT)  # long enough for any un-recorded lease to be re-claimed
+    await checks.graceful_exit(rig, report, what="final SIGTERM")
+    checks.never_crashed(rig, report)
+    await checks.delivered(rig, report, ["a"])
+    duplicates = rig.pairs("a").duplicates
+    report.check(duplicates == 0, f"nothing was delivered twice ({duplicates} duplicates)")

@@ -7,8 +7,10 @@ never dead-letter — and deliver everything once the fault is gone.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from chaos import checks
 from chaos.crashes import trickle
@@ -20,7 +22,13 @@ from chaos.scenarios import Context
 from chaos.tmpfs import Tmpfs, TmpfsUnavailableError
 
 NAMES = ["a", "b"]
+PG_MODES = ("fast", "immediate")  # restart 1 shuts down cleanly, restart 2 crash-recovers
+RESTART_BURST = 50  # events published as each restart begins
 DISK = 16 << 20  # bytes of tmpfs for the SQLite store
+# Store errors per second a paused service may rack up against a store that keeps failing:
+# the consumer backs off exponentially, the flusher every 0.5 s, the poller every poll
+# interval (100 ms) — well under this bound, unless something retries in a hot loop.
+PACED_RETRIES = 25.0
 
 
 async def _start(rig: Rig) -> None:
@@ -44,9 +52,10 @@ async def _finish(rig: Rig, report: Report, within: float) -> None:
 
 
 async def pg_restart(ctx: Context, report: Report) -> None:
-    """Restart the PostgreSQL cluster under a running service (`pg_restarts` times, at random
-    moments while events stream in): it keeps running, creates no dead letter, and delivers
-    every pair once PostgreSQL is back; the cluster is confirmed up before returning."""
+    """Restart the PostgreSQL cluster under a running service (`pg_restarts` times, fast then
+    immediate, at random moments while events stream in and a burst is being ingested): it
+    keeps running, creates no dead letter, and delivers every pair once PostgreSQL is back;
+    the cluster is confirmed up before returning."""
     params, rng = ctx.params, ctx.rng("pg-restart")
     try:
         cluster = await find_cluster(ctx.postgres_url)
@@ -69,12 +78,15 @@ async def pg_restart(ctx: Context, report: Report) -> None:
         try:
             for number in range(1, params.pg_restarts + 1):
                 await asyncio.sleep(rng.uniform(1.0, 5.0))
-                took = await cluster.restart()
+                mode = PG_MODES[(number - 1) % len(PG_MODES)]
+                burst = asyncio.create_task(rig.publish(RESTART_BURST))
+                took = await cluster.restart(mode)
                 back = await wait_up(ctx.postgres_url, 30.0)
+                await burst
                 report.check(
                     back is not None,
-                    f"restart {number}: pg_ctlcluster restart took {took:.1f}s, "
-                    f"PostgreSQL answered again {back or 0:.1f}s later",
+                    f"restart {number} ({mode}, during a burst of {RESTART_BURST} events): took "
+                    f"{took:.1f}s, PostgreSQL answered again {back or 0:.1f}s later",
                 )
             async with asyncio.timeout(params.converge):
                 await publishing
@@ -154,6 +166,8 @@ async def disk_full(ctx: Context, report: Report) -> None:
             report.skipped = f"not feasible here: {exc}"
             return
         env = service_env(f"sqlite:///{path / 'webhooks.db'}", ctx.bootstrap)
+        # Runs before the unmount: the store is kept with the run for a post-mortem.
+        stack.push_async_callback(asyncio.to_thread, _keep_store, path, ctx.run_dir)
         rig = await stack.enter_async_context(Rig("disk-full", ctx.run_dir, env))
         await _start(rig)
         third = params.disk_events // 3
@@ -173,6 +187,7 @@ async def disk_full(ctx: Context, report: Report) -> None:
             f"the full disk reached the store: its writes failed "
             f"(filled {filled >> 10} KiB, {disk.available()} bytes left)",
         )
+        held_from = sum((await checks.store_errors(rig)).values())
         alive = await checks.sample_while(
             lambda: _true(rig.service.alive), seconds=params.disk_hold
         )
@@ -180,11 +195,22 @@ async def disk_full(ctx: Context, report: Report) -> None:
             alive[0] == alive[1],
             f"the service kept running while the disk stayed full for {params.disk_hold:g}s",
         )
+        rate = (sum((await checks.store_errors(rig)).values()) - held_from) / params.disk_hold
+        report.check(
+            rate <= PACED_RETRIES,
+            f"retries against the full store are paced: {rate:.0f} store errors/s while it "
+            f"stayed full (at most {PACED_RETRIES:g}/s: back-off, not a hot loop)",
+        )
         disk.free()
         left = params.disk_events - len(rig.published())
         if left > 0:
             await rig.publish(left)
         await _finish(rig, report, params.converge)
+
+
+def _keep_store(mounted: Path, run_dir: Path) -> None:
+    for file in mounted.glob("webhooks.db*"):
+        shutil.copyfile(file, run_dir / f"disk-full-{file.name}")
 
 
 async def _true(value: bool) -> bool:

@@ -1,9 +1,11 @@
 """PostgreSQL for the chaos runs: throwaway databases, and restarting the local cluster.
 
 The cluster is found with `pg_lsclusters` (Debian's postgresql-common) by the port of the
-admin URL and restarted with `pg_ctlcluster --skip-systemctl-redirect <version> <name>
-restart` (fast mode: sessions are terminated, as in a real failover or a restart for a
-configuration change). Whatever happens, `ensure_running` leaves the cluster up.
+admin URL and restarted with `pg_ctlcluster --skip-systemctl-redirect -m <mode> <version>
+<name> restart`: `fast` terminates every session and shuts down cleanly (a restart for a
+configuration change); `immediate` stops without a shutdown checkpoint, so the start runs
+crash recovery (what a crash or a failover looks like to clients). Whatever happens,
+`ensure_running` leaves the cluster up.
 """
 
 from __future__ import annotations
@@ -29,19 +31,21 @@ class Cluster:
     name: str
     port: int
 
-    def _ctl(self, action: str) -> list[str]:
+    def _ctl(self, action: str, mode: str = "fast") -> list[str]:
         return [
             "pg_ctlcluster",
             "--skip-systemctl-redirect",
+            "--mode",
+            mode,
             self.version,
             self.name,
             action,
         ]
 
-    async def restart(self, within: float = 60.0) -> float:
-        """Restart the cluster; return how long `pg_ctlcluster restart` took."""
+    async def restart(self, mode: str = "fast", within: float = 60.0) -> float:
+        """Restart the cluster (`fast` or `immediate`); return how long it took."""
         started = time.monotonic()
-        await _run(self._ctl("restart"), within)
+        await _run(self._ctl("restart", mode), within)
         return time.monotonic() - started
 
     async def ensure_running(self, within: float = 60.0) -> None:

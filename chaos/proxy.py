@@ -10,7 +10,8 @@ metadata, group coordinator, fetches — goes through the proxy.
   * `BLACKHOLE` — keep listening but forward nothing: bytes in either direction are dropped
                   and new connections are accepted and left hanging (a silent partition).
 `restore()` listens again on the same port; connections that lost bytes are reset (their
-Kafka stream is no longer whole), so clients reconnect cleanly.
+Kafka stream is no longer whole), so clients reconnect cleanly. `latency` delays every chunk
+forwarded, in both directions (a slow network to a database, say).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class TcpProxy:
 
     target_port: int
     port: int = 0
+    latency: float = 0.0  # seconds added to every chunk forwarded, each direction
     mode: ProxyMode = ProxyMode.UP
     stats: ProxyStats = field(default_factory=ProxyStats)
     _server: asyncio.Server | None = None
@@ -138,6 +140,8 @@ class TcpProxy:
                     link.tainted = True
                     self.stats.dropped_bytes += len(data)
                     continue
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 sink.write(data)
                 await sink.drain()
 

@@ -67,7 +67,7 @@ REDUCED = Params(
     zoo_events=8,
     huge_bytes=20 << 20,
     disk_events=100,
-    disk_hold=3.0,
+    disk_hold=7.0,  # past the 5 s lease: the poller then retries its claims too
     converge=60.0,
 )
 
@@ -157,6 +157,12 @@ def registry() -> list[Scenario]:
             crashes.sigterm_rebalance,
             lambda p: 150 + 2 * p.converge,
             reduced=False,  # about 50 s of waiting on a 20 s session: full runs only
+        ),
+        Scenario(
+            "sigterm-slow-store",
+            "SIGTERM right after the last delivery while the store answers slowly",
+            crashes.sigterm_slow_store,
+            lambda p: 90 + 2 * p.converge,
         ),
         Scenario(
             "pg-restart",

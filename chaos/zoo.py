@@ -305,10 +305,13 @@ async def _excerpts(rig: Rig, report: Report, name: str) -> None:
 
 
 def _ladder(attempts: tuple[Try, ...]) -> str:
+    """`[connect ×2, ok 200]`: each attempt's failure kind (or ok) and status code."""
+    runs = [(key, len(list(group))) for key, group in itertools.groupby(attempts)]
     return (
         "["
         + ", ".join(
-            f"{kind or 'ok'}{'' if code is None else f' {code}'}" for kind, code in attempts
+            f"{kind or 'ok'}{'' if code is None else f' {code}'}{f' ×{n}' if n > 1 else ''}"
+            for (kind, code), n in runs
         )
         + "]"
     )
