@@ -116,7 +116,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
         throughput_deliveries=10_000 if quick else 30_000,
         naive_deliveries=5_000 if quick else 20_000,
         latency_seconds=3 if quick else 10,
-        isolation_events=300 if quick else 1_000,
+        isolation_events=300 if quick else 1_500,
         steady_seconds=3 if quick else 10,
         backlog=args.backlog or (100_000 if quick else 1_000_000),
         down_seconds=5 if quick else 15,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -116,8 +115,9 @@ class Sampler:
     ) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # wait() does not re-raise the sampler's own cancellation, so a cancellation of
+            # the caller (Ctrl-C) still propagates instead of being swallowed here.
+            await asyncio.wait({self._task})
         self.sample()
 
     def cpu_at(self, at: float) -> float:

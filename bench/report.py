@@ -266,6 +266,18 @@ def _profiles(profiles: Result) -> list[str]:
     return lines
 
 
+def _background(head: Result) -> list[str]:
+    load = head.get("background_busy_cores")
+    if not load:
+        return []
+    return [
+        "Background load (cores busy with other work while the suite was idle): before "
+        f"{load['before']}, after {load['after']} — well above 0 means a noisy neighbour "
+        "shared the machine.",
+        "",
+    ]
+
+
 def markdown(result: Result) -> str:
     head = result["header"]
     lines = [
@@ -274,10 +286,7 @@ def markdown(result: Result) -> str:
         f"{head['finished']} · `{head['command']}` · {head['runs']} run(s) per figure · "
         f"suite took {head['minutes']:.1f} min",
         "",
-        "Background load (cores busy with other work while the suite was idle): before "
-        f"{head['background_busy_cores']['before']}, after {head['background_busy_cores']['after']}"
-        " — anything well above 0 means a noisy neighbour shared the machine.",
-        "",
+        *_background(head),
         "Figures over repeated runs are `median (min–max)`.",
         "",
         *_machine(result),
