@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_result(result: Result) -> None:
-    print(f"{result.verdict}  {result.name:<14} {result.seconds:6.1f}s  {result.title}")
+    print(f"{result.verdict}  {result.name:<18} {result.seconds:6.1f}s  {result.title}")
     if result.report.skipped is not None:
         print(f"        skipped: {result.report.skipped}")
     for check in result.report.checks:

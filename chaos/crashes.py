@@ -17,7 +17,7 @@ from dispatcher.models import DeliveryStatus
 
 RECEIVERS = ["fast", "slow", "flaky"]
 STARTUP_KILLS = 0.25  # share of the kills aimed at start-up rather than mid-delivery
-LIFE = 7.0  # seconds: about how long one life of the service lasts in `sigkill`
+LIFE = 4.0  # seconds: about how long one life of the service lasts in `sigkill`
 REBALANCE_SESSION = 20.0  # seconds: the consumer session in `sigterm-rebalance`
 AFTER_RESTART = 10  # events published after the restart in `sigterm`
 SLOW_STORE = 0.05  # seconds the proxy adds to every chunk to and from PostgreSQL
@@ -51,13 +51,16 @@ async def sigkill(ctx: Context, report: Report) -> None:
         ctx.bootstrap,
         WEBHOOKS_KAFKA_BATCH_SIZE="50",
         WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT="8",
+        # A killed process's leased deliveries are re-claimed after the lease: keep it short
+        # (it must exceed the 2 s delivery timeout) so each life soon has work to die in.
+        WEBHOOKS_LEASE="3s",
     )
     async with Rig("sigkill", ctx.run_dir, env) as rig:
         rig.endpoint("fast", accept())
         rig.endpoint("slow", accept(0.1))
         rig.endpoint("flaky", flaky(0.3, random.Random(rng.random())))  # noqa: S311
         await rig.provision()
-        # A life is about a lease (5 s: the killed process's deliveries are re-claimed) or a
+        # A life is about a lease (3 s: the killed process's deliveries are re-claimed) or a
         # session timeout (6 s: the group forgets it) long; keep publishing through them all.
         publishing = asyncio.create_task(trickle(rig, params.kill_events, params.kills * LIFE, rng))
         mid_stream = 0

@@ -59,7 +59,7 @@ REDUCED = Params(
     kills=3,
     kill_events=150,
     kill_delay=(0.0, 1.0),
-    term_events=200,
+    term_events=128,
     pg_events=150,
     pg_restarts=1,
     outage=5.0,
@@ -67,7 +67,7 @@ REDUCED = Params(
     zoo_events=8,
     huge_bytes=20 << 20,
     disk_events=100,
-    disk_hold=7.0,  # past the 5 s lease: the poller then retries its claims too
+    disk_hold=4.0,  # past the 3 s lease: the poller then retries its claims too
     converge=60.0,
 )
 
@@ -163,6 +163,7 @@ def registry() -> list[Scenario]:
             "SIGTERM right after the last delivery while the store answers slowly",
             crashes.sigterm_slow_store,
             lambda p: 90 + 2 * p.converge,
+            reduced=False,  # a precise race, not a sampled fault: full runs only
         ),
         Scenario(
             "pg-restart",
