@@ -49,10 +49,13 @@ class Breaker:
         return False
 
     def retry_at(self, now: float) -> float:
-        """When a refused attempt should be tried again (the next probe time)."""
+        """When a refused attempt should be tried again: the next probe time. While a probe
+        is out (half-open), that is one cooldown away — never "now", or the refused work
+        would be handed back and claimed again in a tight loop until the probe answers."""
         if self.opened_at is None:
             return now
-        return max(now, self.opened_at + self.current_cooldown)
+        probe = self.opened_at + self.current_cooldown
+        return now + self.current_cooldown if now >= probe else probe
 
     def record(self, success: bool, now: float) -> None:
         if success:

@@ -118,9 +118,11 @@ class EventConsumer:
             max_poll_interval_ms=max(300_000, session_ms),
             # Fetch at least a whole record of the largest accepted size.
             max_partition_fetch_bytes=max(1_048_576, max_event_bytes + 4096),
-            # An idle partition's fetch is answered after at most this long; keeps the
-            # publish-to-delivery latency low when traffic is light.
-            fetch_max_wait_ms=100,
+            # An idle partition's fetch is answered after at most this long, and Tansu
+            # holds it the whole time: this is the latency floor when traffic is light
+            # (measured p99 at 500 events/s: 298 ms at 500 ms, 70 ms at 100, 16 ms at 10).
+            # The price is ~100 empty fetches per second per idle consumer.
+            fetch_max_wait_ms=10,
         )
 
     async def __aenter__(self) -> Self:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from dispatcher.models import Endpoint
@@ -45,6 +45,7 @@ class Directory:
         self.table = RoutingTable()
         self._endpoints: dict[str, Endpoint] = {}
         self._secrets: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._lookups: dict[str, asyncio.Future[tuple[str, ...]]] = {}
         self._stale = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -79,22 +80,27 @@ class Directory:
             except Exception:
                 log.warning("directory refresh failed; keeping the last snapshot", exc_info=True)
 
-    async def secrets(self, endpoint_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
-        """Active signing secrets (newest first) for each endpoint, cached briefly."""
-        now = time.monotonic()
-        found: dict[str, tuple[str, ...]] = {}
-        missing: list[str] = []
-        for endpoint_id in endpoint_ids:
-            cached = self._secrets.get(endpoint_id)
-            if cached is not None and cached[0] > now:
-                found[endpoint_id] = cached[1]
-            else:
-                missing.append(endpoint_id)
-        if missing:
-            loaded = await self._store.signing_secrets(missing, now=datetime.now(UTC))
-            expires = now + self._refresh_interval
-            for endpoint_id in missing:
-                value = loaded.get(endpoint_id, ())
-                self._secrets[endpoint_id] = (expires, value)
-                found[endpoint_id] = value
-        return found
+    async def secrets(self, endpoint_id: str) -> tuple[str, ...]:
+        """The endpoint's active signing secrets (newest first), cached briefly. Concurrent
+        misses for one endpoint share a single store lookup (when the cache expires under
+        load, every in-flight attempt would otherwise query the store at once)."""
+        cached = self._secrets.get(endpoint_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._lookups.get(endpoint_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._lookups[endpoint_id] = pending
+            try:
+                loaded = await self._store.signing_secrets([endpoint_id], now=datetime.now(UTC))
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved here: waiters re-raise it themselves
+                raise
+            finally:
+                del self._lookups[endpoint_id]
+            value = loaded.get(endpoint_id, ())
+            self._secrets[endpoint_id] = (time.monotonic() + self._refresh_interval, value)
+            pending.set_result(value)
+            return value
+        return await asyncio.shield(pending)

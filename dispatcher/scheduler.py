@@ -294,7 +294,7 @@ class Scheduler:
                 self._metrics.deliveries_finished.labels("suppressed").inc()
                 lane.breaker.probing = False
                 return
-            secrets = (await self._directory.secrets([endpoint.id]))[endpoint.id]
+            secrets = await self._directory.secrets(endpoint.id)
             started_at = self._clock()
             self._metrics.in_flight.inc()
             try:

@@ -28,6 +28,15 @@ def test_half_open_lets_exactly_one_probe_through() -> None:
     assert [breaker.allow(10.0), breaker.allow(10.0)] == [True, False]
 
 
+def test_work_refused_while_a_probe_is_out_waits_a_cooldown() -> None:
+    """In half-open state the refused deliveries are due one cooldown later, not at once."""
+    breaker = Breaker(threshold=1, cooldown=10.0)
+    breaker.record(False, now=0.0)
+    assert breaker.allow(12.0)
+    assert not breaker.allow(12.5)
+    assert breaker.retry_at(12.5) == 22.5
+
+
 def test_a_successful_probe_closes_the_breaker() -> None:
     """A probe that succeeds closes the breaker and lets everything through again."""
     breaker = Breaker(threshold=1, cooldown=10.0)
