@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+
 from chaos.harness import Report, Rig
 from dispatcher.models import DeliveryStatus
 
@@ -71,9 +73,13 @@ def never_crashed(rig: Rig, report: Report) -> None:
 
 
 async def store_errors(rig: Rig) -> dict[str, float]:
-    """`webhooks_store_errors_total` by operation, from the live service's /metrics."""
+    """`webhooks_store_errors_total` by operation, from the live service's /metrics (empty
+    when the service does not answer: `never_crashed` reports why)."""
     found: dict[str, float] = {}
-    text = await rig.service.metrics()
+    try:
+        text = await rig.service.metrics()
+    except (aiohttp.ClientError, TimeoutError):
+        return found
     for line in text.splitlines():
         if line.startswith("webhooks_store_errors_total{"):
             labels, _, value = line.partition("} ")

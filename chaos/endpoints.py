@@ -328,7 +328,9 @@ class ReceiverHub:
             app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        # A deep accept queue: a burst of hundreds of first attempts must not overflow it
+        # (a dropped SYN is retried after 1 s, which is the zoo's whole attempt deadline).
+        site = web.TCPSite(self._runner, self.host, 0, backlog=4096)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         return self

@@ -363,11 +363,17 @@ class Rig:
         return check_pairs(self.published(), self.journal.arrivals, name)
 
     async def wait_delivered(self, names: list[str], within: float) -> bool:
-        """Wait (bounded) until each endpoint in `names` accepted every published event."""
+        """Wait (bounded) until each endpoint in `names` accepted every published event;
+        give up at once if the service is not running (it crashed: nothing will arrive)."""
         published = self.published()
-        return await self.journal.wait_until(
-            lambda: all(complete(published, self.journal.arrivals, n) for n in names), within
+        await self.journal.wait_until(
+            lambda: (
+                not self.service.alive
+                or all(complete(published, self.journal.arrivals, n) for n in names)
+            ),
+            within,
         )
+        return all(complete(published, self.journal.arrivals, n) for n in names)
 
     async def __aenter__(self) -> Self:
         await self._stack.enter_async_context(self.hub)

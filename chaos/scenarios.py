@@ -160,7 +160,7 @@ def registry() -> list[Scenario]:
         ),
         Scenario(
             "sigterm-slow-store",
-            "SIGTERM right after the last delivery while the store answers slowly",
+            "SIGTERM while the last results are written to a slow store",
             crashes.sigterm_slow_store,
             lambda p: 90 + 2 * p.converge,
             reduced=False,  # a precise race, not a sampled fault: full runs only
