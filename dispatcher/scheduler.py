@@ -270,11 +270,13 @@ class Scheduler:
     def _slot_freed(self, lane: Lane) -> None:
         lane.completed(time.monotonic())
         self._in_flight -= 1
-        self._dispatch(lane)
+        # Lanes already waiting for a global slot go first (round robin), so the lanes
+        # holding slots cannot keep them while others starve.
         while self._ready and self._in_flight < self._config.max_in_flight:
             waiting = self._ready.popleft()
             waiting.ready = False
             self._dispatch(waiting)
+        self._dispatch(lane)
         if self.has_room():
             self._room.set()
         if self.load == 0:
