@@ -22,7 +22,9 @@ from chaos.scenarios import Context
 from chaos.tmpfs import Tmpfs, TmpfsUnavailableError
 
 NAMES = ["a", "b"]
-PG_MODES = ("fast", "immediate")  # restart 1 shuts down cleanly, restart 2 crash-recovers
+# Restart 1 shuts down cleanly; later ones stop without a checkpoint, severing sessions
+# mid-transaction, and the start crash-recovers (what a failover looks like to clients).
+PG_MODES = ("fast", "immediate", "immediate")
 RESTART_BURST = 50  # events published as each restart begins
 DISK = 16 << 20  # bytes of tmpfs for the SQLite store
 # Store errors per second a paused service may rack up against a store that keeps failing:
