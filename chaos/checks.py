@@ -68,8 +68,6 @@ def never_crashed(rig: Rig, report: Report) -> None:
         if exits
         else f"no service process exited on its own ({rig.service.starts} started)",
     )
-    if exits:
-        report.notes.extend(rig.service.log_tail())
 
 
 async def store_errors(rig: Rig) -> dict[str, float]:

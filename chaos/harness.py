@@ -215,8 +215,17 @@ class ServiceProcess:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return []
-        keep = [line for line in text if '"level":"ERROR"' in line or "Traceback" in line]
-        return (keep or text)[-lines:]
+        keep = [  # raw stderr (a crash's traceback) and error-level JSON lines
+            line.strip()[:240]
+            for line in text
+            if line.strip()
+            and (
+                not line.startswith("{")
+                or '"level":"error"' in line
+                or '"level":"critical"' in line
+            )
+        ]
+        return keep[-lines:]
 
 
 @functools.cache

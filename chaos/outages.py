@@ -43,8 +43,17 @@ async def _start(rig: Rig, *, slow: float = 0.05) -> None:
 
 
 async def _finish(rig: Rig, report: Report, within: float) -> None:
-    """Everything delivered after the fault; a clean exit; no crash, loss or dead letter."""
+    """Everything delivered after the fault; a clean exit; no crash, loss or dead letter.
+
+    A service that died is a failure (`never_crashed`), and it is then started once more, so
+    the ledger still tells whether anything was lost beyond the crash itself."""
     done = await rig.wait_delivered(NAMES, within)
+    if not rig.service.alive:
+        report.note("the service died: started again once to see whether the crash lost anything")
+        report.notes.extend(rig.service.log_tail(8))
+        rig.service.start()
+        await rig.service.wait_healthy()
+        done = await rig.wait_delivered(NAMES, within)
     report.check(done, f"after the fault every pair arrived within {within:g}s")
     errors = await checks.store_errors(rig)
     report.note(f"store errors the service counted, by operation: {errors or 'none'}")
