@@ -25,7 +25,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.replay import ReplayRunner
 from dispatcher.scheduler import Scheduler
 from dispatcher.settings import Settings
-from dispatcher.store import Store
+from dispatcher.store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:  # aiohttp's own refusals (a malformed request, say)
         code = "VALIDATION" if exc.status < 500 else "INTERNAL"
         response = error_response(code, exc.reason, request_id)
+    except StoreUnavailableError:
+        # An outage, not a bug: say so, and when to come back.
+        log.warning("store unavailable for an API request", extra={"request_id": request_id})
+        response = error_response("UNAVAILABLE", "the store is unavailable", request_id)
+        response.headers["Retry-After"] = "5"
     except Exception:
         log.exception("unhandled API error", extra={"request_id": request_id})
         response = error_response("INTERNAL", "internal error", request_id)

@@ -7,6 +7,7 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -45,8 +46,8 @@ async def set_connections(database: str, *, allowed: bool) -> None:
 async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothing(
     postgres_url: str, kafka_bootstrap: str
 ) -> None:
-    """While PostgreSQL refuses connections, events wait in Kafka (no dead letters); once it
-    is back, every event is delivered exactly once."""
+    """While PostgreSQL refuses connections, events wait in Kafka (no dead letters) and the
+    API answers 503; once it is back, every event is delivered exactly once."""
     database = postgres_url.rsplit("/", 1)[1]
     async with running_stack(stack_settings(postgres_url, kafka_bootstrap)) as stack:
         org = await stack.org("org_outage")
@@ -62,6 +63,24 @@ async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothi
                     await stack.publish(body, key=org)
                 # the consumer is retrying the batch: nothing arrives while the store is down
                 assert not await receiver.wait_until(lambda r: len(r.received) > 0, 3.0)
+                # the API says "unavailable, come back later", not "internal error"
+                key = "lwk_" + "A" * 43
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(
+                        f"{stack.running.url}/v1/whoami",
+                        headers={"Authorization": f"Bearer {key}"},
+                    ) as response,
+                ):
+                    body = await response.json()
+                    assert response.status == 503
+                    assert body["error"]["code"] == "UNAVAILABLE"
+                    assert response.headers["Retry-After"] == "5"
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"{stack.running.url}/readyz") as response,
+                ):
+                    assert response.status == 503
             finally:
                 await set_connections(database, allowed=True)
             assert await receiver.wait_until(lambda r: len(r.delivered()) == 10, WAIT)
