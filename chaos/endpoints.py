@@ -103,11 +103,13 @@ def accept(delay: float = 0.0) -> Behaviour:
     return answer
 
 
-def flaky(rate: float, rng: random.Random) -> Behaviour:
-    """Answer 503 to a `rate` fraction of requests (drawn from `rng`), 200 to the rest."""
+def flaky(rate: float, rng: random.Random, *, at_most: int = 3) -> Behaviour:
+    """Answer 503 to a `rate` fraction of requests (drawn from `rng`), 200 to the rest — and
+    always 200 after `at_most` arrivals of an id, so every event is accepted well within the
+    8-attempt ladder (a pure coin would fail a delivery 8 times in a row once in 15,000)."""
 
     async def answer(call: Call) -> Answered:
-        if rng.random() < rate:
+        if call.nth <= at_most and rng.random() < rate:
             return Answered(503, web.Response(status=503, text="flaky"))
         return Answered(200, web.Response(text="ok"))
 
