@@ -75,7 +75,7 @@ REDUCED = Params(
     disk_events=80,
     disk_hold=4.0,  # past the 3 s lease: the poller then retries its claims too
     converge=60.0,
-    exact_drain=False,
+    exact_drain=True,
 )
 
 

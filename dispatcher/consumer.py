@@ -14,6 +14,7 @@ batch finishes and commits before the partitions go (the rebalance listener wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -137,7 +138,10 @@ class EventConsumer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._consumer.stop()
+        try:  # leaving the group waits for a join in progress; past this the session expires
+            await asyncio.wait_for(self._consumer.stop(), 2.0)
+        except TimeoutError:
+            log.warning("the consumer did not leave its group in time; its session will expire")
 
     async def ready(self) -> bool:
         """Can we talk to the cluster? (For /readyz.)"""
@@ -160,11 +164,30 @@ class EventConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            await self._scheduler.wait_for_room()
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-            if batches:
-                await self.process(batches)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                # getmany ignores timeout_ms during a rebalance and wait_for_room may wait on
+                # slow endpoints: neither may hold up a stop (an abandoned fetch moved no
+                # offset, so nothing is lost).
+                fetch = asyncio.ensure_future(self._next_batch())
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetch
+                    break
+                if batches := fetch.result():
+                    await self.process(batches)
+        finally:
+            stopping.cancel()
+
+    async def _next_batch(self) -> dict[TopicPartition, list[Any]]:
+        await self._scheduler.wait_for_room()
+        batches: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+            timeout_ms=200, max_records=self._batch_size
+        )
+        return batches
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._batch_lock:

@@ -50,6 +50,9 @@ class Recorder:
         self._metrics = metrics
         self._buffer = _Buffer()
         self._flush_now = asyncio.Event()
+        # One flush at a time: the shutdown's final flush must wait for a flush in progress
+        # (not find an empty buffer and return while that write is being cancelled).
+        self._flushing = asyncio.Lock()
 
     def result(self, result: AttemptResult) -> None:
         self._buffer.results.append(result)
@@ -78,6 +81,10 @@ class Recorder:
 
     async def flush(self) -> bool:
         """Write everything buffered; on a store outage keep it (and return False)."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         buffer, self._buffer = self._buffer, _Buffer()
         if not buffer:
             return True

@@ -405,7 +405,10 @@ class Scheduler:
                 except StoreUnavailableError:
                     self._metrics.store_errors.labels("claim_due").inc()
                     log.warning("store unavailable while claiming; retrying", exc_info=True)
-                    claims = []
+                    # back off: reads may still work (a full disk), so the due time read
+                    # next would say "now" and spin
+                    await asyncio.sleep(config.poll_interval)
+                    continue
                 claimed = len(claims)
                 if claims:
                     self.submit(claims)

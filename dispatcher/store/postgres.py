@@ -8,6 +8,7 @@ retried a few times first; an integrity violation (a caller's bug) becomes Value
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from functools import partial
@@ -64,6 +65,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now, cancel
 )
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# ...and, mid-transaction, the client-side errors of a connection the server dropped.
+_BROKEN: tuple[type[BaseException], ...] = (
+    *_UNAVAILABLE,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 # At connect time any server refusal (bad password, no such database) is "unavailable" too.
 _CANNOT_CONNECT: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
 
@@ -163,7 +170,11 @@ class PostgresStore:
             except _RETRYABLE as exc:
                 if attempt == _ATTEMPTS:
                     raise StoreUnavailableError(f"{self!r}: {exc}") from exc
-            except _UNAVAILABLE as exc:
+            except _BROKEN as exc:
+                # The server went away under the transaction: an outage, and the connection
+                # is unfit to reuse (the pool's no-op reset would hand it to the next caller).
+                with contextlib.suppress(asyncpg.InterfaceError):  # already detached
+                    conn.terminate()
                 raise StoreUnavailableError(f"{self!r}: {exc}") from exc
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise ValueError(f"integrity violation: {exc}") from exc
