@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -43,14 +44,14 @@ def kafka_bootstrap() -> Iterator[str]:
         broker.stop()
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database per test, dropped afterwards."""
+@asynccontextmanager
+async def fresh_postgres_database(prefix: str = "whtest") -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (its URL), dropped afterwards."""
     try:
         admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         unavailable("PostgreSQL", exc)
-    name = f"whtest_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -64,3 +65,10 @@ async def postgres_url() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database per test, dropped afterwards."""
+    async with fresh_postgres_database() as url:
+        yield url

@@ -22,7 +22,7 @@ from dispatcher import receivers
 from dispatcher.keys import hash_key, new_api_key, parse_scopes
 from dispatcher.models import Organization, OrgStatus
 from dispatcher.receivers import Behaviour, Receiver
-from tests.conftest import POSTGRES_URL, unavailable
+from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import Stack, envelope, running_stack, stack_settings
 
 WAIT = 30.0  # seconds: a bound for things to arrive, not a speed assertion
@@ -149,28 +149,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT)
 
 
 @asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for a module, dropped afterwards."""
-    try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        unavailable("PostgreSQL", exc)
-    name = f"whapi_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
 async def running_api(
     backend: str, directory: str, bootstrap: str, env: Mapping[str, str]
 ) -> AsyncIterator[Api]:
@@ -189,7 +167,7 @@ async def _database(backend: str, directory: str) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory}/webhooks.db"
         return
-    async with postgres_database() as url:
+    async with fresh_postgres_database("whapi") as url:
         yield url
 
 
