@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -263,6 +264,15 @@ class Publisher:
         async with asyncio.timeout(30):
             await self._producer.stop()
 
+    async def publish_marked(self, marker: bytes) -> int:
+        """Publish one valid event keyed `marker` (a proxy corrupts it in flight); its offset.
+
+        It is not among `published`: no endpoint is expected to receive it."""
+        value = encode_event(EVENT_TYPE, self.org, _example(), catalog=_catalog())
+        async with asyncio.timeout(30):
+            meta = await self._producer.send_and_wait(self.topic, value, key=marker)
+        return int(meta.offset)
+
     async def publish(self, count: int, *, within: float = 60.0) -> list[str]:
         """Publish `count` fresh events and wait until the broker has them all."""
         sent: dict[str, bytes] = {}
@@ -358,6 +368,14 @@ class Rig:
     async def publish(self, count: int) -> list[str]:
         """Publish `count` fresh events to the scenario's topic."""
         return await self._publisher().publish(count)
+
+    async def publish_marked(self, marker: bytes) -> int:
+        """Publish one event keyed `marker` (see `Publisher.publish_marked`); its offset."""
+        return await self._publisher().publish_marked(marker)
+
+    async def dead_letter_reasons(self) -> Counter[str]:
+        async with asyncio.timeout(60), self.store() as store:
+            return Counter(d.reason for d in await store.list_dead_letters(limit=1000))
 
     def published(self) -> dict[str, bytes]:
         """Every event published so far: id → the exact record value."""

@@ -11,7 +11,10 @@ metadata, group coordinator, fetches — goes through the proxy.
                   and new connections are accepted and left hanging (a silent partition).
 `restore()` listens again on the same port; connections that lost bytes are reset (their
 Kafka stream is no longer whole), so clients reconnect cleanly. `latency` delays every chunk
-forwarded, in both directions (a slow network to a database, say).
+forwarded, in both directions (a slow network to a database, say). `corrupt = (marker,
+replacement)` alters bytes in flight: every Kafka response from the broker is read whole (its
+4-byte size prefix) and each occurrence of `marker` is replaced (same length), so a record
+batch carrying the marker reaches the client with a CRC that no longer matches.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class ProxyStats:
     held: int = 0  # connections accepted while black-holed
     reset: int = 0  # live connections reset by a cut or a restore
     dropped_bytes: int = 0
+    corrupted: int = 0  # responses altered in flight (`TcpProxy.corrupt`)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class TcpProxy:
     port: int = 0
     latency: float = 0.0  # seconds added to every chunk forwarded, each direction
     mode: ProxyMode = ProxyMode.UP
+    corrupt: tuple[bytes, bytes] | None = None  # (marker, same-length replacement), responses
     stats: ProxyStats = field(default_factory=ProxyStats)
     _server: asyncio.Server | None = None
     _links: set[_Link] = field(default_factory=set)
@@ -121,7 +126,11 @@ class TcpProxy:
             link.upstream = up_writer
             tasks = {
                 asyncio.create_task(self._pump(reader, up_writer, link)),
-                asyncio.create_task(self._pump(up_reader, writer, link)),
+                asyncio.create_task(
+                    self._pump(up_reader, writer, link)
+                    if self.corrupt is None
+                    else self._pump_corrupting(up_reader, writer, self.corrupt)
+                ),
             }
             _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
@@ -145,6 +154,22 @@ class TcpProxy:
                 sink.write(data)
                 await sink.drain()
 
+    async def _pump_corrupting(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, corrupt: tuple[bytes, bytes]
+    ) -> None:
+        marker, replacement = corrupt
+        if len(marker) != len(replacement):
+            raise ValueError("the replacement must be as long as the marker")
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while True:
+                size = await source.readexactly(4)
+                frame = await source.readexactly(int.from_bytes(size, "big", signed=True))
+                if marker in frame:
+                    self.stats.corrupted += 1
+                    frame = frame.replace(marker, replacement)
+                sink.write(size + frame)
+                await sink.drain()
+
     async def __aenter__(self) -> Self:
         await self._listen()
         return self
@@ -165,12 +190,14 @@ class TcpProxy:
 class ProxiedBroker:
     """Tansu on a private port, advertised (and so only reachable) through a `TcpProxy`."""
 
-    def __init__(self, *, log_path: Path | None = None) -> None:
+    def __init__(
+        self, *, log_path: Path | None = None, corrupt: tuple[bytes, bytes] | None = None
+    ) -> None:
         self._log_path = log_path
         self._log: IO[bytes] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self.broker_port = free_port()
-        self.proxy = TcpProxy(target_port=self.broker_port, port=free_port())
+        self.proxy = TcpProxy(target_port=self.broker_port, port=free_port(), corrupt=corrupt)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -29,7 +29,9 @@ from chaos.endpoints import (
 )
 from chaos.harness import ATTEMPTS, Report, Rig, service_env
 from chaos.ledger import arrivals_per_id, integrity_problems
+from chaos.proxy import ProxiedBroker
 from chaos.scenarios import Context
+from dispatcher.consumer import UNDECODABLE_BATCH
 from dispatcher.models import DeliveryStatus, EndpointStatus
 from dispatcher.operational import ENDPOINT_DISABLED
 from dispatcher.secretbox import new_endpoint_secret
@@ -38,6 +40,7 @@ TIMEOUT = 1.0  # WEBHOOKS_DELIVERY_TIMEOUT in the zoo
 STEP = 0.2  # the ladder step
 EXCERPT_CAP = 4096
 LATE_EVENTS = 3  # published once `gone` is disabled
+CORRUPT_MARKER = b"ZOO:CORRUPT-THIS-BATCH-IN-FLIGHT"  # a record key the proxy alters
 Try = tuple[str | None, int | None]  # one attempt: (failure kind or None, status code)
 OK: Try = (None, 200)
 
@@ -140,13 +143,25 @@ async def endpoint_zoo(ctx: Context, report: Report) -> None:
     """Every zoo endpoint ends as its expectation says; 410 disables its endpoint and is
     announced once; a redirect target is never contacted; nothing anywhere is unknown,
     unverified or corrupted."""
+    # The zoo's broker is reached through a proxy that corrupts, in flight, every record batch
+    # carrying CORRUPT_MARKER: one event published that way must become an
+    # `undecodable_batch` dead letter while everything published after it is delivered.
+    async with ProxiedBroker(corrupt=(CORRUPT_MARKER, CORRUPT_MARKER.lower())) as broker:
+        env = service_env(
+            f"sqlite:///{ctx.run_dir / 'zoo.db'}",
+            broker.bootstrap_servers,
+            WEBHOOKS_DELIVERY_TIMEOUT=f"{TIMEOUT:g}s",
+            WEBHOOKS_BREAKER_THRESHOLD="1000",
+        )
+        await _zoo(ctx, report, env)
+        report.check(
+            broker.proxy.stats.corrupted >= 1,
+            f"the proxy corrupted the marked batch in flight ({broker.proxy.stats.corrupted}×)",
+        )
+
+
+async def _zoo(ctx: Context, report: Report, env: dict[str, str]) -> None:
     params = ctx.params
-    env = service_env(
-        f"sqlite:///{ctx.run_dir / 'zoo.db'}",
-        ctx.bootstrap,
-        WEBHOOKS_DELIVERY_TIMEOUT=f"{TIMEOUT:g}s",
-        WEBHOOKS_BREAKER_THRESHOLD="1000",
-    )
     async with Rig("endpoint-zoo", ctx.run_dir, env) as rig:
         target = rig.hub.add("redirect-target", new_endpoint_secret(), accept())
         table = zoo(params.huge_bytes)
@@ -158,6 +173,7 @@ async def endpoint_zoo(ctx: Context, report: Report) -> None:
         await rig.provision()
         rig.service.start()
         await rig.service.wait_healthy()
+        await rig.publish_marked(CORRUPT_MARKER)  # before the zoo's events: they must pass it
         await rig.publish(params.zoo_events)
         # Once the 410 disabled `gone` (its announcement reached `ops`), a few more events:
         # their deliveries to `gone` must be suppressed at once, never sent.
@@ -197,6 +213,11 @@ async def endpoint_zoo(ctx: Context, report: Report) -> None:
             f"no unknown id, unverified signature or corrupted body anywhere ({len(problems)})",
         )
         report.notes.extend(problems[:5])
+        reasons = await rig.dead_letter_reasons()
+        report.check(
+            reasons == Counter({UNDECODABLE_BATCH: 1}),
+            f"the corrupted batch is one `{UNDECODABLE_BATCH}` dead letter ({dict(reasons)})",
+        )
         _gaps(rig, report, "throttled", 2 * STEP, "Retry-After 5 s clamped to 2× the step")
         _gaps(rig, report, "recovering", STEP, "the ladder step")
         await _excerpts(rig, report, "huge")

@@ -83,6 +83,9 @@ class RejectReason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     MISSING_ORGANIZATION = "missing_organization"
     SCHEMA_VIOLATION = "schema_violation"
+    # A record batch the consumer could not decode (codec, CRC, malformed): one dead letter for
+    # its offset range, without bytes (the Kafka client does not expose them).
+    UNDECODABLE_BATCH = "undecodable_batch"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

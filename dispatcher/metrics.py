@@ -37,6 +37,7 @@ class Metrics:
     endpoints_disabled: Counter
     operational_events: Counter
     consumer_lag: Gauge
+    consumer_errors: Counter
     store_errors: Counter
     oldest_pending_seconds: Gauge
     replays: Counter
@@ -102,6 +103,11 @@ class Metrics:
             ),
             consumer_lag=gauge(
                 "consumer_lag", "Records behind the partition end (approximate on Tansu)"
+            ),
+            consumer_errors=counter(
+                "consumer_errors",
+                "Kafka fetches that failed and were retried, by error type",
+                ("error",),
             ),
             store_errors=counter(
                 "store_errors", "Store operations that failed and were retried", ("operation",)

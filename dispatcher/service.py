@@ -155,7 +155,7 @@ class Service:
                 intake=intake,
                 catalog=catalog,
                 metrics=metrics,
-                kafka_ready=consumer.ready,
+                kafka_status=consumer.status,
                 replays=replays,
             )
             runner = web.AppRunner(create_app(context), access_log=None, handle_signals=False)

@@ -41,7 +41,7 @@ class ApiContext:
     intake: Intake
     catalog: Catalog
     metrics: Metrics
-    kafka_ready: Callable[[], Awaitable[bool]]
+    kafka_status: Callable[[], Awaitable[str]]  # `ok`, or why Kafka is not usable
     # Woken when a bulk replay job is created (None: jobs wait for the runner's next look).
     replays: ReplayRunner | None = None
 

@@ -16,7 +16,7 @@ from dispatcher.api import views
 from dispatcher.api.app import ApiContext, ApiError, json_response
 from dispatcher.api.auth import Principal, context, guarded
 from dispatcher.api.validation import Query, invalid, page, read_body, resource_id
-from dispatcher.events import Rejection, decode_event
+from dispatcher.events import Rejection, RejectReason, decode_event
 from dispatcher.keys import Scope
 from dispatcher.store.base import DeadLetterRecord
 
@@ -53,6 +53,11 @@ async def retry_dead_letter(request: web.Request, principal: Principal) -> web.R
     ctx = context(request)
     found = await _load(ctx, resource_id(request, "dead letter"))
     (await read_body(request)).finish()
+    if found.reason == RejectReason.UNDECODABLE_BATCH:
+        raise invalid(
+            "an undecodable record batch kept no record bytes to retry: re-publish the events "
+            f"it held ({found.detail})"
+        )
     decoded = decode_event(found.value, catalog=ctx.catalog, max_bytes=ctx.settings.max_event_bytes)
     if isinstance(decoded, Rejection):
         raise invalid(f"still invalid: {decoded.reason.value}: {decoded.detail}")

@@ -23,7 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["store"] = "ok"
     except StoreUnavailableError as exc:
         checks["store"] = f"unavailable: {exc}"
-    checks["kafka"] = "ok" if await context.kafka_ready() else "unreachable"
+    checks["kafka"] = await context.kafka_status()
     ready = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},

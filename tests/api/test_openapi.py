@@ -48,8 +48,8 @@ async def test_every_route_is_described_and_every_description_is_a_route(api: Ap
     served at GET /v1/openapi.yaml without a key."""
     running = api.stack.running
 
-    async def ready() -> bool:
-        return True
+    async def ready() -> str:
+        return "ok"
 
     app = create_app(
         ApiContext(
@@ -60,7 +60,7 @@ async def test_every_route_is_described_and_every_description_is_a_route(api: Ap
             intake=running.intake,
             catalog=running.catalog,
             metrics=running.metrics,
-            kafka_ready=ready,
+            kafka_status=ready,
         )
     )
     served = {

@@ -75,6 +75,7 @@ def test_reason_codes_are_stable() -> None:
         "unknown_type",
         "missing_organization",
         "schema_violation",
+        "undecodable_batch",
     ]
 
 
