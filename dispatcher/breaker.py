@@ -1,12 +1,18 @@
 """Per-endpoint circuit breaker. Pure: the caller passes the monotonic time.
 
-closed ──(threshold consecutive failures)──▶ open ──(cooldown passed)──▶ half-open
-  ▲                                           ▲                              │
-  └────────────── probe succeeded ────────────┴───── probe failed ───────────┘
+closed ──(threshold consecutive failures)──▶ open ──(probe time reached, one attempt)──▶ half-open
+  ▲                                            ▲                                            │
+  └────────────────── probe succeeded ─────────┴────────────── probe failed ────────────────┘
 
-While open, an endpoint's deliveries are not attempted: they go back to the store due at
-the next probe time, instead of each burning a connection and a timeout. Each failed probe
-doubles the cooldown, up to `max_cooldown`.
+The states are what the gauge `webhooks_breakers{state}` shows, and each changes only on an
+event (never by time alone): `open` from the failure that opened it until a probe starts,
+`half_open` exactly while the one probe is in flight.
+
+The cooldown rule: the first cooldown is `cooldown`; each failed probe doubles it, up to
+`max_cooldown`; a successful probe closes the breaker and resets it. While open, an endpoint's
+deliveries are not attempted: they go back to the store due at the probe time
+(`probe_at`). While the probe is out, the others wait for its answer; once it succeeds they
+all go at once (within the endpoint's caps and rate limit).
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+class Verdict(StrEnum):
+    """What the breaker says about starting an attempt now."""
+
+    GO = "go"  # closed: attempt
+    PROBE = "probe"  # open and the probe time has come: this attempt is the probe
+    WAIT_FOR_PROBE = "wait_for_probe"  # a probe is out: its answer decides
+    REFUSE = "refuse"  # open: not before `probe_at`
+
+
 @dataclass(slots=True)
 class Breaker:
     threshold: int
@@ -31,33 +46,37 @@ class Breaker:
     current_cooldown: float = 0.0
     probing: bool = False
 
-    def state(self, now: float) -> BreakerState:
+    @property
+    def state(self) -> BreakerState:
         if self.opened_at is None:
             return BreakerState.CLOSED
-        if now >= self.opened_at + self.current_cooldown:
-            return BreakerState.HALF_OPEN
-        return BreakerState.OPEN
+        return BreakerState.HALF_OPEN if self.probing else BreakerState.OPEN
 
-    def allow(self, now: float) -> bool:
-        """May an attempt start now? In half-open state exactly one probe is let through."""
-        state = self.state(now)
-        if state is BreakerState.CLOSED:
-            return True
-        if state is BreakerState.HALF_OPEN and not self.probing:
-            self.probing = True
-            return True
-        return False
-
-    def retry_at(self, now: float) -> float:
-        """When a refused attempt should be tried again: the next probe time. While a probe
-        is out (half-open), that is one cooldown away — never "now", or the refused work
-        would be handed back and claimed again in a tight loop until the probe answers."""
+    @property
+    def probe_at(self) -> float | None:
+        """When the next probe may start (monotonic), or None while closed."""
         if self.opened_at is None:
-            return now
-        probe = self.opened_at + self.current_cooldown
-        return now + self.current_cooldown if now >= probe else probe
+            return None
+        return self.opened_at + self.current_cooldown
+
+    def verdict(self, now: float) -> Verdict:
+        """May an attempt start now? (Asks only: `probe_started` commits a probe.)"""
+        probe_at = self.probe_at
+        if probe_at is None:
+            return Verdict.GO
+        if self.probing:
+            return Verdict.WAIT_FOR_PROBE
+        return Verdict.PROBE if now >= probe_at else Verdict.REFUSE
+
+    def probe_started(self) -> None:
+        self.probing = True
+
+    def probe_abandoned(self) -> None:
+        """The probe never reached the endpoint (suppressed, crashed): another may go."""
+        self.probing = False
 
     def record(self, success: bool, now: float) -> None:
+        """An attempt's outcome. A failed probe reopens for twice as long."""
         if success:
             self.failures = 0
             self.opened_at = None
@@ -65,10 +84,10 @@ class Breaker:
             self.probing = False
             return
         self.failures += 1
-        if self.probing:  # the probe failed: open again, for longer
+        if self.probing:
             self.probing = False
             self.opened_at = now
             self.current_cooldown = min(self.current_cooldown * 2, self.max_cooldown)
         elif self.opened_at is None and self.failures >= self.threshold:
             self.opened_at = now
-            self.current_cooldown = self.cooldown
+            self.current_cooldown = min(self.cooldown, self.max_cooldown)

@@ -8,7 +8,6 @@ the queue within an attempt deadline — whose overflow goes back to the store f
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ class Lane:
     queue: deque[Job] = field(default_factory=deque)
     in_flight: int = 0
     bucket: TokenBucket | None = None
-    wake: asyncio.TimerHandle | None = None
+    wake_at: float | None = None  # a wake-up is scheduled for then (monotonic)
     ready: bool = False  # waiting in the scheduler's ready list for a global slot
     rate: float | None = None  # completions per second over the last full window
     last_progress: float = 0.0  # last completion, or when the lane went from idle to busy
@@ -76,5 +75,5 @@ class Lane:
             and self.in_flight == 0
             and self.breaker.failures == 0
             and self.bucket is None
-            and self.wake is None
+            and self.wake_at is None
         )

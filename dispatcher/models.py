@@ -37,6 +37,18 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
 
 
+class WaitingReason(StrEnum):
+    """Why a pending delivery that is not in flight waits (stored; shown to users)."""
+
+    RETRY_SCHEDULED = "retry_scheduled"  # a failed attempt put it back on the ladder
+    BREAKER_OPEN = "breaker_open"  # its endpoint's breaker is open: due at the probe time
+    RATE_LIMITED = "rate_limited"  # its endpoint's rateLimit paces it
+    ENDPOINT_BUSY = "endpoint_busy"  # its endpoint's slots and backlog are full
+    REPLAY_QUEUED = "replay_queued"  # replayed, waiting for its turn
+    SHUTDOWN = "shutdown"  # a replica stopped before attempting it
+    ATTEMPT_ERROR = "attempt_error"  # the attempt crashed in the dispatcher; retried soon
+
+
 class FailureKind(StrEnum):
     """Why an attempt did not succeed. Retryability is a property of the kind (see retry.py)."""
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from dispatcher.metrics import Metrics
-from dispatcher.models import AttemptResult
+from dispatcher.models import AttemptResult, WaitingReason
 from dispatcher.store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ RETRY_PAUSE = 0.5  # seconds to wait after a failed flush
 @dataclass(slots=True)
 class _Buffer:
     results: list[AttemptResult] = field(default_factory=list)
-    released: dict[str, datetime] = field(default_factory=dict)  # delivery id → due
+    # delivery id → (due, why it waits)
+    released: dict[str, tuple[datetime, WaitingReason]] = field(default_factory=dict)
     suppressed: dict[str, str] = field(default_factory=dict)  # delivery id → reason
 
     def __len__(self) -> int:
@@ -58,9 +59,9 @@ class Recorder:
         self._buffer.results.append(result)
         self._maybe_flush()
 
-    def release(self, delivery_ids: Collection[str], due: datetime) -> None:
+    def release(self, delivery_ids: Collection[str], due: datetime, reason: WaitingReason) -> None:
         for delivery_id in delivery_ids:
-            self._buffer.released[delivery_id] = due
+            self._buffer.released[delivery_id] = (due, reason)
         self._flush_now.set()
 
     def suppress(self, delivery_id: str, reason: str) -> None:
@@ -92,12 +93,12 @@ class Recorder:
             if buffer.results:
                 await self._store.complete(buffer.results)
                 buffer.results = []
-            for due, ids in _group_by_value(buffer.released).items():
-                await self._store.release(ids, next_attempt_at=due)
+            for (due, reason), ids in _group_by_value(buffer.released).items():
+                await self._store.release(ids, next_attempt_at=due, reason=reason)
                 for delivery_id in ids:
                     del buffer.released[delivery_id]
-            for reason, ids in _group_by_value(buffer.suppressed).items():
-                await self._store.suppress(ids, reason)
+            for why, ids in _group_by_value(buffer.suppressed).items():
+                await self._store.suppress(ids, why)
                 for delivery_id in ids:
                     del buffer.suppressed[delivery_id]
         except StoreUnavailableError:

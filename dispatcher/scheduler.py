@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from dispatcher.breaker import Breaker, BreakerState
 from dispatcher.delivery import DeliveryClient
 from dispatcher.directory import Directory
-from dispatcher.lanes import RATE_WINDOW, Job, Lane
+from dispatcher.lanes import Job, Lane
 from dispatcher.metrics import Metrics
 from dispatcher.models import (
     AttemptOutcome,
@@ -41,13 +41,31 @@ from dispatcher.models import (
     DisabledReason,
     Endpoint,
     EndpointStatus,
+    WaitingReason,
 )
-from dispatcher.ratelimit import TokenBucket
+from dispatcher.policy import (
+    Caps,
+    Drop,
+    HandBack,
+    Start,
+    WaitForSlot,
+    WakeAt,
+    finish,
+    plan_dispatch,
+)
 from dispatcher.recorder import Recorder
 from dispatcher.retry import RetryPolicy, next_step
 from dispatcher.store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
+
+# The `webhooks_deliveries_released_total{cause}` label for each waiting reason.
+_CAUSES = {
+    WaitingReason.BREAKER_OPEN: "breaker",
+    WaitingReason.ENDPOINT_BUSY: "backlog",
+    WaitingReason.SHUTDOWN: "shutdown",
+    WaitingReason.ATTEMPT_ERROR: "error",
+}
 
 CLAIM_BATCH = 500
 
@@ -86,6 +104,17 @@ class SchedulerConfig:
         """Deliveries this process holds in memory (queued + in flight) at most."""
         return 4 * self.max_in_flight
 
+    @property
+    def caps(self) -> Caps:
+        return Caps(
+            max_in_flight=self.max_in_flight,
+            max_in_flight_per_endpoint=self.max_in_flight_per_endpoint,
+            delivery_timeout=self.delivery_timeout,
+            poll_interval=self.poll_interval,
+            lane_backlog=self.lane_backlog,
+            busy_lane_backlog=self.busy_lane_backlog,
+        )
+
 
 # Called after an endpoint was disabled here (410 or auto-disable): emits the operational
 # `webhook.endpoint.disabled` event.
@@ -114,6 +143,9 @@ class Scheduler:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._clock = clock
         self._lanes: dict[str, Lane] = {}
+        self._wakes: dict[str, asyncio.TimerHandle] = {}  # endpoint id → its lane's wake-up
+        self._caps = config.caps
+        self._breaker_counts = dict.fromkeys(BreakerState, 0)  # the gauge, kept exact
         self._ready: deque[Lane] = deque()
         self._in_flight = 0
         self._queued = 0
@@ -171,104 +203,83 @@ class Scheduler:
                 created=time.monotonic(),
             )
             self._lanes[endpoint_id] = lane
+            self._count_breaker(None, BreakerState.CLOSED)
         return lane
+
+    def _count_breaker(self, before: BreakerState | None, after: BreakerState | None) -> None:
+        """Move one breaker between the gauge's states (None: a lane created or removed)."""
+        if before is after:
+            return
+        for state, step in ((before, -1), (after, 1)):
+            if state is not None:
+                self._breaker_counts[state] += step
+                self._metrics.breakers.labels(state.value).set(self._breaker_counts[state])
 
     # -- dispatch -----------------------------------------------------------------------
 
     def _dispatch(self, lane: Lane) -> None:
-        """Start as many of the lane's attempts as its caps, breaker and rate allow."""
-        config = self._config
-        while lane.queue and self._accepting:
-            if lane.in_flight >= config.max_in_flight_per_endpoint:
-                break
-            if self._in_flight >= config.max_in_flight:
-                if not lane.ready:
-                    lane.ready = True
-                    self._ready.append(lane)
-                break
-            now = time.monotonic()
-            if not lane.breaker.allow(now):
-                self._hand_back_lane(lane, lane.breaker.retry_at(now) - now, cause="breaker")
-                break
-            if not self._rate_ok(lane, now):
-                break
-            job = lane.queue.popleft()
-            self._queued -= 1
-            if now + config.delivery_timeout >= job.lease_deadline:
-                # Held too long: the lease may already be another replica's. Drop it from
-                # memory; the poller re-claims it once the lease has expired.
-                lane.breaker.probing = False
-                continue
-            lane.started(now)
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._attempt(lane, job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self._trim_backlog(lane)
+        """Execute what the policy decides for the lane (see dispatcher.policy)."""
+        if not self._accepting:
+            return
+        endpoint = self._directory.endpoint(lane.endpoint_id)
+        before = lane.breaker.state
+        actions = plan_dispatch(
+            lane,
+            in_flight=self._in_flight,
+            caps=self._caps,
+            rate_limit=endpoint.rate_limit if endpoint else None,
+            now=time.monotonic(),
+        )
+        self._count_breaker(before, lane.breaker.state)
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            match action:
+                case Start(job=job):
+                    self._queued -= 1
+                    self._in_flight += 1
+                    task = loop.create_task(self._attempt(lane, job))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                case Drop():
+                    # Held too long: the lease may already be another replica's. The poller
+                    # re-claims it once the lease has expired.
+                    self._queued -= 1
+                case HandBack(jobs=jobs, due_in=due_in, reason=reason):
+                    self._hand_back(list(jobs), due_in, cause=_CAUSES[reason], reason=reason)
+                case WaitForSlot():
+                    if not lane.ready:
+                        lane.ready = True
+                        self._ready.append(lane)
+                case WakeAt(delay=delay):
+                    lane.wake_at = time.monotonic() + delay
+                    self._wakes[lane.endpoint_id] = loop.call_later(delay, self._wake, lane)
         self._update_gauges()
 
-    def _rate_ok(self, lane: Lane, now: float) -> bool:
-        endpoint = self._directory.endpoint(lane.endpoint_id)
-        rate = endpoint.rate_limit if endpoint else None
-        if rate is None:
-            lane.bucket = None
-            return True
-        if lane.bucket is None or lane.bucket.rate != rate:
-            lane.bucket = TokenBucket(rate=rate, burst=max(1.0, rate))
-        wait = lane.bucket.take(now)
-        if wait == 0.0:
-            return True
-        if lane.wake is None:
-            lane.wake = asyncio.get_running_loop().call_later(wait, self._wake, lane)
-        lane.breaker.probing = False
-        return False
-
     def _wake(self, lane: Lane) -> None:
-        lane.wake = None
+        lane.wake_at = None
+        self._wakes.pop(lane.endpoint_id, None)
         self._dispatch(lane)
 
-    def _trim_backlog(self, lane: Lane) -> None:
-        """Bound what one lane holds so a stuck endpoint cannot fill this process.
-
-        A busy but healthy lane keeps a deep queue (a burst drains in moments). A congested
-        one keeps a short queue; the rest goes back to the store due after one attempt
-        deadline, and the lane is looked at again a window later in case it stalled with
-        nothing else to wake it."""
-        config = self._config
-        now = time.monotonic()
-        congested = lane.congested(
-            now, slots=config.max_in_flight_per_endpoint, deadline=config.delivery_timeout
-        )
-        limit = config.lane_backlog if congested else config.busy_lane_backlog
-        overflow = len(lane.queue) - limit
-        if overflow > 0:
-            jobs = [lane.queue.pop() for _ in range(overflow)]
-            delay = config.delivery_timeout if congested else config.poll_interval
-            self._hand_back(jobs, delay, cause="backlog")
-        if (
-            not congested
-            and len(lane.queue) > config.lane_backlog
-            and lane.in_flight >= config.max_in_flight_per_endpoint
-            and lane.wake is None
-        ):
-            lane.wake = asyncio.get_running_loop().call_later(RATE_WINDOW, self._wake, lane)
-
-    def _hand_back_lane(self, lane: Lane, delay: float, *, cause: str) -> None:
+    def _hand_back_lane(
+        self, lane: Lane, delay: float, *, cause: str, reason: WaitingReason
+    ) -> None:
         jobs = list(lane.queue)
         lane.queue.clear()
-        self._hand_back(jobs, delay, cause=cause)
+        self._hand_back(jobs, delay, cause=cause, reason=reason)
 
-    def _hand_back(self, jobs: list[Job], delay: float, *, cause: str) -> None:
+    def _hand_back(
+        self, jobs: list[Job], delay: float, *, cause: str, reason: WaitingReason
+    ) -> None:
         """Return leased deliveries to the store unattempted, due after `delay` seconds."""
         if not jobs:
             return
         self._queued -= len(jobs)
         due = self._clock() + timedelta(seconds=max(delay, 0.0))
-        self.recorder.release([job.claim.delivery_id for job in jobs], due)
+        self.recorder.release([job.claim.delivery_id for job in jobs], due, reason)
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
 
-    def _slot_freed(self, lane: Lane) -> None:
-        lane.completed(time.monotonic())
+    def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
+        self._count_breaker(*finish(lane, succeeded=succeeded, now=time.monotonic()))
         self._in_flight -= 1
         # Lanes already waiting for a global slot go first (round robin), so the lanes
         # holding slots cannot keep them while others starve.
@@ -281,20 +292,20 @@ class Scheduler:
             self._room.set()
         if self.load == 0:
             self._idle.set()
-        if lane.idle:
-            self._lanes.pop(lane.endpoint_id, None)
+        if lane.idle and self._lanes.pop(lane.endpoint_id, None) is not None:
+            self._count_breaker(lane.breaker.state, None)
 
     # -- one attempt --------------------------------------------------------------------
 
     async def _attempt(self, lane: Lane, job: Job) -> None:
         claim = job.claim
+        succeeded: bool | None = None  # None: the endpoint was not reached
         try:
             endpoint = self._directory.endpoint(claim.endpoint_id)
             if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
                 reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
                 self.recorder.suppress(claim.delivery_id, reason)
                 self._metrics.deliveries_finished.labels("suppressed").inc()
-                lane.breaker.probing = False
                 return
             secrets = await self._directory.secrets(endpoint.id)
             started_at = self._clock()
@@ -309,22 +320,32 @@ class Scheduler:
                 )
             finally:
                 self._metrics.in_flight.dec()
-            disable = self._record(lane, claim, started_at, outcome)
+            disable = self._record(claim, started_at, outcome)
+            succeeded = outcome.succeeded
             if disable is not None:
                 await self.disable(endpoint, disable)
         except Exception:
-            log.exception(
-                "attempt crashed; handing the delivery back",
-                extra={"delivery_id": claim.delivery_id, "endpoint_id": claim.endpoint_id},
-            )
-            lane.breaker.probing = False
-            self._queued += 1  # _hand_back counts it out again
-            self._hand_back([job], self._config.poll_interval, cause="error")
+            if succeeded is None:  # not recorded: hand it back for another attempt
+                log.exception(
+                    "attempt crashed; handing the delivery back",
+                    extra={"delivery_id": claim.delivery_id, "endpoint_id": claim.endpoint_id},
+                )
+                self._queued += 1  # _hand_back counts it out again
+                self._hand_back(
+                    [job],
+                    self._config.poll_interval,
+                    cause="error",
+                    reason=WaitingReason.ATTEMPT_ERROR,
+                )
+            else:
+                log.exception(
+                    "disabling the endpoint failed", extra={"endpoint_id": lane.endpoint_id}
+                )
         finally:
-            self._slot_freed(lane)
+            self._slot_freed(lane, succeeded)
 
     def _record(
-        self, lane: Lane, claim: Claim, started_at: datetime, outcome: AttemptOutcome
+        self, claim: Claim, started_at: datetime, outcome: AttemptOutcome
     ) -> DisabledReason | None:
         attempt = claim.attempts + 1
         now = self._clock()
@@ -340,7 +361,6 @@ class Scheduler:
                 next_attempt_at=step.next_attempt_at,
             )
         )
-        lane.breaker.record(outcome.succeeded, time.monotonic())
         metrics = self._metrics
         metrics.attempts.labels(outcome.failure or "success").inc()
         metrics.attempt_seconds.observe(outcome.duration_ms / 1000.0)
@@ -455,12 +475,6 @@ class Scheduler:
         self._metrics.oldest_pending_seconds.set(
             max((now - due).total_seconds(), 0.0) if due is not None else 0.0
         )
-        mono = time.monotonic()
-        counts = dict.fromkeys(BreakerState, 0)
-        for lane in self._lanes.values():
-            counts[lane.breaker.state(mono)] += 1
-        for state, count in counts.items():
-            self._metrics.breakers.labels(state.value).set(count)
 
     # -- shutdown -----------------------------------------------------------------------
 
@@ -469,10 +483,11 @@ class Scheduler:
         hand queued work back to the store, and flush every result."""
         self._accepting = False
         for lane in list(self._lanes.values()):
-            if lane.wake is not None:
-                lane.wake.cancel()
-                lane.wake = None
-            self._hand_back_lane(lane, 0.0, cause="shutdown")
+            wake = self._wakes.pop(lane.endpoint_id, None)
+            if wake is not None:
+                wake.cancel()
+                lane.wake_at = None
+            self._hand_back_lane(lane, 0.0, cause="shutdown", reason=WaitingReason.SHUTDOWN)
         remaining = deadline - time.monotonic()
         if self._tasks and remaining > 0:
             await asyncio.wait(set(self._tasks), timeout=remaining)

@@ -61,6 +61,12 @@ def delivery(d: DeliveryRecord) -> JSON:
         "reason": d.reason,
         "attemptCount": d.attempts,
         "nextAttemptAt": rfc3339(d.next_attempt_at),
+        # Why a pending delivery that is not in flight waits (null while leased or final).
+        "waitingReason": (
+            d.waiting_reason.value
+            if d.waiting_reason is not None and d.lease_owner is None
+            else None
+        ),
         "lastAttemptAt": rfc3339(d.last_attempt_at),
         "lastStatusCode": d.last_status_code,
         "createdAt": rfc3339(d.created_at),

@@ -26,6 +26,7 @@ from dispatcher.models import (
     FailureKind,
     NewDelivery,
     Organization,
+    WaitingReason,
 )
 
 
@@ -57,6 +58,7 @@ class DeliveryRecord:
     reason: str | None  # why it is suppressed
     attempts: int  # attempts made on the current ladder (a replay resets it to 0)
     next_attempt_at: datetime | None  # None unless pending
+    waiting_reason: WaitingReason | None  # why a pending delivery not in flight waits
     lease_owner: str | None
     lease_expires_at: datetime | None
     last_attempt_at: datetime | None
@@ -291,7 +293,9 @@ class Store(Protocol):
         next attempt, lease released) and each endpoint's success/failure clock."""
         ...
 
-    async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
+    async def release(
+        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
+    ) -> None:
         """Give leased deliveries back without counting an attempt (breaker open, rate
         limited, shutdown): they become due again at `next_attempt_at`."""
         ...

@@ -27,6 +27,7 @@ from dispatcher.models import (
     Endpoint,
     EndpointStatus,
     Organization,
+    WaitingReason,
 )
 from dispatcher.secretbox import SecretBox
 from dispatcher.store import postgres_queries as q
@@ -427,22 +428,26 @@ class PostgresStore:
             work = partial(q.complete, results=results, now=self._clock())
             await self._run(work, transaction=True)
 
-    async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
+    async def release(
+        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
+    ) -> None:
         await self._change(
             """
-            UPDATE deliveries SET next_attempt_at = $2, lease_owner = NULL,
+            UPDATE deliveries SET next_attempt_at = $2, waiting_reason = $4, lease_owner = NULL,
                 lease_expires_at = NULL, updated_at = $3
             WHERE id = ANY($1::text[]) AND status = 'pending'
             """,
             list(delivery_ids),
             next_attempt_at,
             self._clock(),
+            reason.value,
         )
 
     async def suppress(self, delivery_ids: Collection[str], reason: str) -> None:
         await self._change(
             """
             UPDATE deliveries SET status = 'suppressed', reason = $2, next_attempt_at = NULL,
+                waiting_reason = NULL,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
             WHERE id = ANY($1::text[]) AND status = 'pending'
             """,

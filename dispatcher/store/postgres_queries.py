@@ -288,7 +288,9 @@ _UPDATE_ENDPOINT_CLOCKS = """
 _UPDATE_DELIVERIES = """
     UPDATE deliveries AS d
     SET status = u.status, reason = NULL, attempts = u.attempt,
-        next_attempt_at = u.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
+        next_attempt_at = u.next_attempt_at,
+        waiting_reason = CASE WHEN u.status = 'pending' THEN 'retry_scheduled' END,
+        lease_owner = NULL, lease_expires_at = NULL,
         last_attempt_at = u.started_at, last_status_code = u.status_code, updated_at = $7
     FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[],
                 $6::int[]) AS u (id, status, attempt, next_attempt_at, started_at, status_code)
@@ -355,7 +357,8 @@ async def replay(
         """
         WITH replayed AS (
             UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
-                next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL,
+                next_attempt_at = $2, waiting_reason = 'replay_queued', lease_owner = NULL,
+                lease_expires_at = NULL,
                 updated_at = $2
             WHERE id = ANY($1::text[])
             RETURNING id

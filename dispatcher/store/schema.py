@@ -23,6 +23,7 @@ from dispatcher.models import (
     FailureKind,
     Organization,
     OrgStatus,
+    WaitingReason,
 )
 from dispatcher.store.base import (
     ApiKeyRecord,
@@ -117,7 +118,7 @@ def organization_from_row(row: Row) -> Organization:
 # The columns `delivery_from_row` reads, for a `deliveries d JOIN events e` query.
 DELIVERY_COLUMNS = """
     d.id, d.event_id, e.type AS event_type, d.endpoint_id, d.status, d.reason, d.attempts,
-    d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.last_attempt_at,
+    d.next_attempt_at, d.waiting_reason, d.lease_owner, d.lease_expires_at, d.last_attempt_at,
     d.last_status_code, d.created_at, d.updated_at
 """
 
@@ -132,6 +133,11 @@ def delivery_from_row(row: Row, when: When) -> DeliveryRecord:
         reason=row["reason"],
         attempts=row["attempts"],
         next_attempt_at=_maybe(when, row["next_attempt_at"]),
+        waiting_reason=(
+            WaitingReason(row["waiting_reason"])
+            if row["waiting_reason"] and row["status"] == DeliveryStatus.PENDING
+            else None
+        ),
         lease_owner=row["lease_owner"],
         lease_expires_at=_maybe(when, row["lease_expires_at"]),
         last_attempt_at=_maybe(when, row["last_attempt_at"]),

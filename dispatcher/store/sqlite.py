@@ -28,6 +28,7 @@ from dispatcher.models import (
     Endpoint,
     EndpointStatus,
     Organization,
+    WaitingReason,
 )
 from dispatcher.secretbox import SecretBox
 from dispatcher.store import schema
@@ -410,20 +411,23 @@ class SQLiteStore:
             return
         await self._write(partial(q.complete, results=results, now=_us(self._clock())))
 
-    async def release(self, delivery_ids: Collection[str], *, next_attempt_at: datetime) -> None:
+    async def release(
+        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
+    ) -> None:
         await self._change(
             """
-            UPDATE deliveries SET next_attempt_at = ?, lease_owner = NULL,
+            UPDATE deliveries SET next_attempt_at = ?, waiting_reason = ?, lease_owner = NULL,
                 lease_expires_at = NULL, updated_at = ?
             WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
             """,
-            (_us(next_attempt_at), _us(self._clock()), _json_list(delivery_ids)),
+            (_us(next_attempt_at), reason.value, _us(self._clock()), _json_list(delivery_ids)),
         )
 
     async def suppress(self, delivery_ids: Collection[str], reason: str) -> None:
         await self._change(
             """
             UPDATE deliveries SET status = 'suppressed', reason = ?, next_attempt_at = NULL,
+                waiting_reason = NULL,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
             WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
             """,

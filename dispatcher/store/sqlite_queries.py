@@ -24,6 +24,7 @@ from dispatcher.models import (
     Endpoint,
     Event,
     NewDelivery,
+    WaitingReason,
 )
 from dispatcher.store import schema
 from dispatcher.store.base import (
@@ -202,6 +203,7 @@ def _completed_row(r: AttemptResult, now: int) -> tuple[Any, ...]:
         r.status.value,
         r.attempt,
         maybe_us(r.next_attempt_at),
+        WaitingReason.RETRY_SCHEDULED.value if r.status is DeliveryStatus.PENDING else None,
         us(r.started_at),
         r.outcome.status_code,
         now,
@@ -265,7 +267,7 @@ _UPDATE_ENDPOINT_CLOCK = """
 
 _UPDATE_DELIVERY = """
     UPDATE deliveries SET status = ?, reason = NULL, attempts = ?, next_attempt_at = ?,
-        lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = ?,
+        waiting_reason = ?, lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = ?,
         last_status_code = ?, updated_at = ?
     WHERE id = ?
 """
@@ -343,7 +345,8 @@ def replay(
     replayed = conn.execute(
         """
         UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
-            next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+            next_attempt_at = ?1, waiting_reason = 'replay_queued', lease_owner = NULL,
+            lease_expires_at = NULL,
             updated_at = ?1
         WHERE id IN (SELECT value FROM json_each(?2))
         RETURNING id

@@ -34,6 +34,7 @@ from dispatcher.models import (
     NewDelivery,
     Organization,
     OrgStatus,
+    WaitingReason,
 )
 from dispatcher.secretbox import SecretBox
 from dispatcher.store import IngestBatch, IngestResult, Store, StoreUnavailableError
@@ -252,14 +253,14 @@ class StoreContract:
     ) -> None:
         """A fresh database gets every migration on the first migrate, nothing on the second."""
         async with store_factory() as store:
-            assert await store.migrate() == ["0001_initial", "0002_api"]
+            assert await store.migrate() == ["0001_initial", "0002_api", "0003_waiting_reason"]
             assert await store.migrate() == []
 
     async def test_concurrent_migrations_apply_once(self, store_factory: StoreFactory) -> None:
         """Two processes migrating one fresh database at once apply each version exactly once."""
         async with store_factory() as first, store_factory() as second:
             applied = await asyncio.gather(first.migrate(), second.migrate())
-        assert sorted(applied) == [[], ["0001_initial", "0002_api"]]
+        assert sorted(applied) == [[], ["0001_initial", "0002_api", "0003_waiting_reason"]]
 
     async def test_ping_answers(self, store: Store) -> None:
         """An open store answers ping."""
@@ -958,21 +959,51 @@ class StoreContract:
         assert len(await store.list_attempts("dlv_2")) == 1
 
     async def test_release_returns_a_lease_without_counting_an_attempt(self, store: Store) -> None:
-        """release frees the lease, keeps the attempt count and makes the delivery due later."""
+        """release frees the lease, keeps the attempt count, makes the delivery due later and
+        records why it waits."""
         await one_delivery(store)
         await claim(store)
 
-        await store.release(["dlv_1"], next_attempt_at=T0 + 10 * SECOND)
+        await store.release(
+            ["dlv_1"], next_attempt_at=T0 + 10 * SECOND, reason=WaitingReason.BREAKER_OPEN
+        )
 
         record = await store.get_delivery("dlv_1")
         assert record is not None
-        assert (record.lease_owner, record.attempts, record.next_attempt_at) == (
-            None,
-            0,
-            T0 + 10 * SECOND,
-        )
+        assert (
+            record.lease_owner,
+            record.attempts,
+            record.next_attempt_at,
+            record.waiting_reason,
+        ) == (None, 0, T0 + 10 * SECOND, WaitingReason.BREAKER_OPEN)
         assert await claim(store, T0 + 9 * SECOND) == []
         assert [c.attempts for c in await claim(store, T0 + 10 * SECOND)] == [0]
+
+    async def test_a_failed_attempt_waits_as_a_scheduled_retry_and_a_final_one_not_at_all(
+        self, store: Store
+    ) -> None:
+        """complete records `retry_scheduled` for a pending result and clears it when final."""
+        await one_delivery(store)
+        await claim(store)
+        await store.release(["dlv_1"], next_attempt_at=T0, reason=WaitingReason.ENDPOINT_BUSY)
+        await claim(store)
+        retry = result(
+            "dlv_1",
+            "ep_1",
+            status_code=503,
+            failure=FailureKind.HTTP_STATUS,
+            next_attempt_at=T0 + 5 * SECOND,
+        )
+        await store.complete([retry])
+        pending = await store.get_delivery("dlv_1")
+        assert pending is not None
+        assert pending.waiting_reason is WaitingReason.RETRY_SCHEDULED
+
+        await claim(store, T0 + 5 * SECOND)
+        await store.complete([result("dlv_1", "ep_1", attempt=2)])
+        final = await store.get_delivery("dlv_1")
+        assert final is not None
+        assert (final.status, final.waiting_reason) == (DeliveryStatus.SUCCEEDED, None)
 
     async def test_suppress_marks_only_pending_deliveries(self, store: Store) -> None:
         """suppress records a reason on pending deliveries and leaves finished ones alone."""
