@@ -227,7 +227,8 @@ FIELDS: tuple[Field, ...] = (
         "breaker_cooldown",
         "30s",
         _positive_duration,
-        "How long an open breaker waits before letting one probe attempt through.",
+        "How long an open breaker waits before letting one probe attempt through; each failed "
+        "probe doubles the wait, up to 10 minutes.",
     ),
     Field(
         "WEBHOOKS_DISABLE_AFTER",
