@@ -40,7 +40,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 RUN /opt/venv/bin/webhooks --version \
  && /opt/venv/bin/python -c "import dispatcher.service" \
  && WEBHOOKS_DATABASE_URL=sqlite:////tmp/smoke.db /opt/venv/bin/webhooks migrate \
- && /opt/venv/bin/python -c "from dispatcher.catalog import Catalog; Catalog.load()" \
+ && /opt/venv/bin/python -c "from dispatcher.core.catalog import Catalog; Catalog.load()" \
  && /opt/venv/bin/python -c "from aiokafka import codec; assert codec.has_snappy() and codec.has_lz4() and codec.has_zstd()" \
  && rm -f /tmp/smoke.db
 

@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml verifier/pyproject.toml
+$(STAMP): pyproject.toml verifier/pyproject.toml devtools/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./verifier -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./verifier -e ./devtools -e '.[dev]'
 	touch $(STAMP)
 
 test: $(STAMP)

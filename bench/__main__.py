@@ -59,7 +59,7 @@ METHOD = [
     "never retries. Its window ends at the receiver's last accepted request.",
     "Receiver (bench/receiver_proc.py): one aiohttp + uvloop process, every endpoint a path, "
     "every request verified with layers_webhooks (`json_parse=False`); it keeps counters, "
-    "not bodies (the stock dispatcher.receivers.Receiver keeps every body). Its raw capacity "
+    "not bodies (the stock devtools.receivers.Receiver keeps every body). Its raw capacity "
     "is wrk POSTing one pre-signed 1 KB body to it.",
     "Latency: the publish time is taken when an event is handed to the producer "
     "(linger_ms=1), the receipt time when the request reaches the receiver; both "

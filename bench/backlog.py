@@ -26,10 +26,10 @@ from typing import Any
 from bench.procstat import Sampler
 from bench.publisher import EventFactory
 from bench.stack import Layout, Prepared, Stack
-from dispatcher.ids import new_id
-from dispatcher.models import DeliveryStatus, Event, NewDelivery
-from dispatcher.secretbox import SecretBox
+from dispatcher.clock import new_id
+from dispatcher.core.models import DeliveryStatus, Event, NewDelivery
 from dispatcher.store import IngestBatch, open_store
+from dispatcher.store.secretbox import SecretBox
 
 LAYOUT = Layout.even(orgs=1, per_org=10)
 EVENTS_PER_BATCH = 200  # × 10 endpoints = 2,000 deliveries per ingest transaction

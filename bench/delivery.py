@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatcher.delivery import DeliveryClient
-from dispatcher.destinations import DestinationPolicy
+from dispatcher.core.destinations import DestinationPolicy
+from dispatcher.engine.delivery.client import DeliveryClient
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 BODY = json.dumps(

@@ -26,9 +26,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from dispatcher.catalog import Catalog
-from dispatcher.events import DEFAULT_MAX_BYTES, Rejection, decode_event
-from dispatcher.ids import new_id
+from dispatcher.clock import new_id
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.envelope import DEFAULT_MAX_BYTES, Rejection, decode_event
 
 EVENT_BYTES = 1024
 EVENT_TYPE = "content.generated"

@@ -6,7 +6,7 @@ Endpoint `i` is `POST /hook/i`, checked with the partner verifier (`layers_webho
 the i-th secret of SECRETS.json, so every delivery counted here also proves that signer and
 verifier agree. A request that fails verification is answered 401 and counted as invalid.
 
-This is a leaner cousin of `dispatcher.receivers.Receiver` (which keeps every body in
+This is a leaner cousin of `devtools.receivers.Receiver` (which keeps every body in
 memory, one server per endpoint): it keeps counters per endpoint and, only while
 `record` is on, the receipt time of each accepted webhook-id (for latency). The signature
 is verified with `json_parse=False` — the HMAC check is what proves the scheme; parsing

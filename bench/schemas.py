@@ -29,9 +29,9 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-from dispatcher.catalog import Catalog
-from dispatcher.events import DEFAULT_MAX_BYTES, Rejection, decode_event
-from dispatcher.models import Event
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.envelope import DEFAULT_MAX_BYTES, Rejection, decode_event
+from dispatcher.core.models import Event
 
 EVENT_TYPE = "ads.optimizer.action"
 

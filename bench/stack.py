@@ -2,7 +2,7 @@
 
 Everything is on 127.0.0.1 and in child processes of the benchmark:
 
-* `Stack` — one embedded broker (Tansu, `dispatcher.broker.EmbeddedBroker`) and one
+* `Stack` — one embedded broker (Tansu, `devtools.broker.EmbeddedBroker`) and one
   receiver process (`bench.receiver_proc`) with a secret per endpoint index, shared by the
   runs of a scenario (every run gets a fresh topic and consumer group);
 * `Stack.prepare` — a scratch database (SQLite file or throwaway PostgreSQL database),
@@ -36,10 +36,10 @@ import aiohttp
 from bench.database import Database, scratch_database
 from bench.publisher import create_topic
 from bench.receiver_proc import ReceiverProcess
-from dispatcher.broker import EmbeddedBroker, free_port
-from dispatcher.models import Endpoint, Organization
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
+from devtools.broker import EmbeddedBroker, free_port
+from dispatcher.core.models import Endpoint, Organization
 from dispatcher.store import open_store
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 
 # Settings every benchmark service gets (a scenario adds or overrides some).
 BASE_SETTINGS: dict[str, str] = {

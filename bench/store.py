@@ -24,8 +24,8 @@ from pathlib import Path
 
 import asyncpg
 
-from dispatcher.ids import new_id
-from dispatcher.models import (
+from dispatcher.clock import new_id
+from dispatcher.core.models import (
     AttemptOutcome,
     AttemptResult,
     Claim,
@@ -34,8 +34,8 @@ from dispatcher.models import (
     Event,
     NewDelivery,
 )
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
 from dispatcher.store import IngestBatch, PostgresStore, SQLiteStore, Store
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 
 BATCH = 500
 PER_EVENT = 10

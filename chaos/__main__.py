@@ -27,7 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from chaos.scenarios import FULL, REDUCED, Context, Result, registry, run_scenario
-from dispatcher.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from chaos.harness import Report, Rig
-from dispatcher.models import DeliveryStatus
+from dispatcher.core.models import DeliveryStatus
 
 # Seconds allowed past WEBHOOKS_SHUTDOWN_TIMEOUT for what follows the drain (leaving the
 # consumer group, closing the store) and for interpreter teardown; measured at 0.1–0.5 s.

@@ -13,7 +13,7 @@ from chaos.harness import Report, Rig, service_env
 from chaos.postgres import PostgresUnavailableError, ThrowawayDatabase
 from chaos.proxy import TcpProxy
 from chaos.scenarios import Context
-from dispatcher.models import DeliveryStatus
+from dispatcher.core.models import DeliveryStatus
 
 RECEIVERS = ["fast", "slow", "flaky"]
 STARTUP_KILLS = 0.25  # share of the kills aimed at start-up rather than mid-delivery

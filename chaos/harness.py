@@ -32,13 +32,13 @@ from aiokafka import AIOKafkaProducer
 
 from chaos.endpoints import Behaviour, Journal, ReceiverHub
 from chaos.ledger import PairReport, check_pairs, complete
-from dispatcher.broker import free_port
-from dispatcher.catalog import Catalog
-from dispatcher.events import encode_event
-from dispatcher.ids import new_id
-from dispatcher.models import Endpoint, Organization
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
+from devtools.broker import free_port
+from dispatcher.clock import new_id, utcnow
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.envelope import encode_event
+from dispatcher.core.models import Endpoint, Organization
 from dispatcher.store import DeliveryRecord, Store, open_store
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 
 EVENT_TYPE = "content.generated"
 # A compressed ladder: 8 attempts, 200 ms apart, no jitter (attempt timing is checked).
@@ -268,7 +268,14 @@ class Publisher:
         """Publish one valid event keyed `marker` (a proxy corrupts it in flight); its offset.
 
         It is not among `published`: no endpoint is expected to receive it."""
-        value = encode_event(EVENT_TYPE, self.org, _example(), catalog=_catalog())
+        value = encode_event(
+            EVENT_TYPE,
+            self.org,
+            _example(),
+            catalog=_catalog(),
+            event_id=new_id("evt"),
+            created=utcnow(),
+        )
         async with asyncio.timeout(30):
             meta = await self._producer.send_and_wait(self.topic, value, key=marker)
         return int(meta.offset)
@@ -281,7 +288,12 @@ class Publisher:
             for _ in range(count):
                 event_id = new_id("evt")
                 value = encode_event(
-                    EVENT_TYPE, self.org, _example(), catalog=_catalog(), event_id=event_id
+                    EVENT_TYPE,
+                    self.org,
+                    _example(),
+                    catalog=_catalog(),
+                    event_id=event_id,
+                    created=utcnow(),
                 )
                 futures.append(await self._producer.send(self.topic, value, key=self.org.encode()))
                 sent[event_id] = value

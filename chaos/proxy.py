@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from dispatcher.broker import free_port, tansu_binary
+from devtools.broker import free_port, tansu_binary
 
 HOST = "127.0.0.1"
 _READ = 65536

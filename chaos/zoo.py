@@ -31,10 +31,10 @@ from chaos.harness import ATTEMPTS, Report, Rig, service_env
 from chaos.ledger import arrivals_per_id, integrity_problems
 from chaos.proxy import ProxiedBroker
 from chaos.scenarios import Context
-from dispatcher.consumer import UNDECODABLE_BATCH
-from dispatcher.models import DeliveryStatus, EndpointStatus
-from dispatcher.operational import ENDPOINT_DISABLED
-from dispatcher.secretbox import new_endpoint_secret
+from dispatcher.core.models import DeliveryStatus, EndpointStatus
+from dispatcher.core.operational import ENDPOINT_DISABLED
+from dispatcher.engine.consumer import UNDECODABLE_BATCH
+from dispatcher.store.secretbox import new_endpoint_secret
 
 TIMEOUT = 1.0  # WEBHOOKS_DELIVERY_TIMEOUT in the zoo
 STEP = 0.2  # the ladder step

@@ -21,23 +21,24 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dispatcher import __version__
-from dispatcher.api import ApiContext, create_app
-from dispatcher.catalog import Catalog
-from dispatcher.consumer import EventConsumer
-from dispatcher.delivery import DeliveryClient
-from dispatcher.destinations import DestinationPolicy
-from dispatcher.directory import Directory
-from dispatcher.intake import Intake
-from dispatcher.keys import firehose_authoriser
+from dispatcher.api.app import create_app
+from dispatcher.api.context import ApiContext
+from dispatcher.clock import new_id, utcnow
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.destinations import DestinationPolicy
+from dispatcher.core.models import DisabledReason, Endpoint
+from dispatcher.core.operational import endpoint_disabled_event
+from dispatcher.core.retry import RetryPolicy
+from dispatcher.engine.consumer import EventConsumer
+from dispatcher.engine.delivery.client import DeliveryClient
+from dispatcher.engine.directory import Directory, firehose_authoriser
+from dispatcher.engine.intake import Intake
+from dispatcher.engine.replay import ReplayRunner
+from dispatcher.engine.scheduler import Scheduler, SchedulerConfig
 from dispatcher.metrics import Metrics
-from dispatcher.models import DisabledReason, Endpoint
-from dispatcher.operational import endpoint_disabled_event
-from dispatcher.replay import ReplayRunner
-from dispatcher.retry import RetryPolicy
-from dispatcher.scheduler import Scheduler, SchedulerConfig
-from dispatcher.secretbox import SecretBox
 from dispatcher.settings import Settings
 from dispatcher.store import Store, open_store
+from dispatcher.store.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class Service:
 
     async def _announce_disabled(self, endpoint: Endpoint, reason: DisabledReason) -> None:
         """Emit `webhook.endpoint.disabled` to the org's endpoints subscribed to it."""
-        event = endpoint_disabled_event(endpoint, reason)
+        event = endpoint_disabled_event(endpoint, reason, event_id=new_id("evt"), now=utcnow())
         await self._intake.ingest([event])
         if self.running is not None:
             self.running.metrics.operational_events.labels(event.type).inc()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dispatcher.destinations import parse_cidr_list
+from dispatcher.core.destinations import parse_cidr_list
 
 T = TypeVar("T")
 

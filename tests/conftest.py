@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from dispatcher.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(

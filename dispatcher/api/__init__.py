@@ -1,5 +1,4 @@
-"""The HTTP surface: the `/v1` API, health, readiness and metrics (aiohttp server)."""
+"""The HTTP surface: the `/v1` API, health, readiness and metrics (aiohttp server).
 
-from dispatcher.api.app import ApiContext, create_app
-
-__all__ = ["ApiContext", "create_app"]
+`app.create_app` builds the application from an `context.ApiContext`.
+"""

@@ -18,10 +18,10 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from dispatcher.api.app import ApiError
-from dispatcher.catalog import Catalog
-from dispatcher.destinations import DestinationError, DestinationPolicy
-from dispatcher.models import Endpoint, EndpointScope
+from dispatcher.api.context import ApiError
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.destinations import DestinationError, DestinationPolicy
+from dispatcher.core.models import Endpoint, EndpointScope
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")

@@ -12,9 +12,8 @@ from typing import Any
 
 import orjson
 
-from dispatcher.models import Endpoint, Organization
+from dispatcher.core.models import ApiKeyRecord, Endpoint, Organization
 from dispatcher.store.base import (
-    ApiKeyRecord,
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,

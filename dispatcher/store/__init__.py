@@ -10,7 +10,6 @@ Both pass one contract suite (tests/dispatcher/store/contract.py).
 
 from __future__ import annotations
 
-from dispatcher.secretbox import SecretBox
 from dispatcher.store.base import (
     AttemptRecord,
     DeadLetterRecord,
@@ -22,9 +21,10 @@ from dispatcher.store.base import (
     Store,
     StoreUnavailableError,
 )
-from dispatcher.store.postgres import PostgresStore
+from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.schema import Clock, system_clock
-from dispatcher.store.sqlite import SQLiteStore
+from dispatcher.store.secretbox import SecretBox
+from dispatcher.store.sqlite.store import SQLiteStore
 
 __all__ = [
     "AttemptRecord",

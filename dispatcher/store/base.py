@@ -14,7 +14,8 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from dispatcher.models import (
+from dispatcher.core.models import (
+    ApiKeyRecord,
     AttemptResult,
     Claim,
     DeadLetter,
@@ -116,19 +117,6 @@ class ReplayRecord:
     reason: str
     at: datetime
     job_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiKeyRecord:
-    """An API key as stored: its id, owner and scopes, never the key (only a hash of it is
-    kept, see dispatcher.keys)."""
-
-    id: str
-    organization_id: str | None  # None: an operator key (ops:*, platform:orgs)
-    scopes: frozenset[str]
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None = None
 
 
 class ReplayJobStatus(StrEnum):

@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from dispatcher.models import (
+from dispatcher.core.models import (
+    ApiKeyRecord,
     AttemptResult,
     DeliveryStatus,
     DisabledReason,
@@ -26,7 +27,6 @@ from dispatcher.models import (
     WaitingReason,
 )
 from dispatcher.store.base import (
-    ApiKeyRecord,
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
@@ -56,7 +56,7 @@ class Migration:
 
 def migrations(dialect: Dialect) -> list[Migration]:
     """The dialect's migrations in the order they apply (by file name)."""
-    folder = resources.files("dispatcher.store").joinpath("migrations", dialect)
+    folder = resources.files(f"dispatcher.store.{dialect}").joinpath("migrations")
     files = sorted(
         (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
         key=lambda entry: entry.name,

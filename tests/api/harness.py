@@ -18,10 +18,11 @@ import asyncpg
 import orjson
 from multidict import CIMultiDict
 
-from dispatcher import receivers
-from dispatcher.keys import hash_key, new_api_key, parse_scopes
-from dispatcher.models import Organization, OrgStatus
-from dispatcher.receivers import Behaviour, Receiver
+from devtools import receivers
+from devtools.receivers import Behaviour, Receiver
+from dispatcher.clock import new_id, random_bytes
+from dispatcher.core.models import Organization, OrgStatus
+from dispatcher.core.scopes import KEY_ENTROPY_BYTES, hash_key, new_api_key, parse_scopes
 from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import Stack, envelope, running_stack, stack_settings
 
@@ -87,6 +88,8 @@ class Api:
             scopes=parse_scopes(scopes, operator=org is None),
             name=name,
             now=datetime.now(UTC),
+            key_id=new_id("key"),
+            entropy=random_bytes(KEY_ENTROPY_BYTES),
         )
         await self.stack.running.store.create_api_key(record, hash_key(secret))
         return record.id, secret

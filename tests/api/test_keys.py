@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 
 import pytest
 
-from dispatcher.keys import (
+from dispatcher.core.models import ApiKeyRecord, Endpoint, EndpointScope
+from dispatcher.core.scopes import (
     KeyRequestError,
     Scope,
     generate_key,
@@ -18,8 +20,6 @@ from dispatcher.keys import (
     parse_scopes,
     unauthorised_firehoses,
 )
-from dispatcher.models import Endpoint, EndpointScope
-from dispatcher.store.base import ApiKeyRecord
 
 NOW = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def key(key_id: str, scopes: set[str], *, revoked: bool = False) -> ApiKeyRecord
 
 def test_a_key_is_lwk_and_43_base64url_characters_stored_as_sha256() -> None:
     """Keys are `lwk_` + 43 base64url characters; the stored hash is SHA-256 hex."""
-    secret = generate_key()
+    secret = generate_key(os.urandom(32))
     assert secret.startswith("lwk_")
     assert len(secret) == 47
     assert set(secret[4:]) <= set(
@@ -46,7 +46,10 @@ def test_a_key_is_lwk_and_43_base64url_characters_stored_as_sha256() -> None:
     assert looks_like_key(secret)
     assert not looks_like_key("lwk_short")
     assert hash_key(secret) == hashlib.sha256(secret.encode()).hexdigest()
-    assert generate_key() != secret
+    assert generate_key(os.urandom(32)) != secret
+    assert generate_key(bytes(32)) == "lwk_" + "A" * 43
+    with pytest.raises(ValueError, match="32 bytes"):
+        generate_key(bytes(31))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +83,14 @@ def test_no_scope_implies_another() -> None:
 def test_an_org_key_needs_an_org_id() -> None:
     """An organization key's owner must be an `org_` id."""
     with pytest.raises(KeyRequestError, match="org_"):
-        new_api_key(organization_id="acme", scopes=[Scope.WEBHOOKS_READ], name="x", now=NOW)
+        new_api_key(
+            organization_id="acme",
+            scopes=[Scope.WEBHOOKS_READ],
+            name="x",
+            now=NOW,
+            key_id="key_1",
+            entropy=bytes(32),
+        )
 
 
 def test_firehoses_rest_on_a_live_org_admin_key() -> None:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from dispatcher.api import ApiContext, create_app
+from dispatcher.api.app import create_app
+from dispatcher.api.context import ApiContext
 from tests.api.harness import Api
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatcher.ids import new_id
-from dispatcher.models import DeadLetter
+from dispatcher.clock import new_id
+from dispatcher.core.models import DeadLetter
 from dispatcher.store import IngestBatch
 from tests.api.harness import Api, eventually
 from tests.e2e.harness import catalog, envelope

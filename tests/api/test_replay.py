@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dispatcher.receivers import Behaviour, Receiver
-from dispatcher.replay import batch_size
+from devtools.receivers import Behaviour, Receiver
+from dispatcher.engine.replay import batch_size
 from tests.api.harness import Api, eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from dispatcher.events import decode_event
-from dispatcher.models import DisabledReason, EndpointStatus, Event
+from dispatcher.core.envelope import decode_event
+from dispatcher.core.models import DisabledReason, EndpointStatus, Event
 from tests.api.harness import PLACEHOLDER_URL, Api, eventually
 from tests.e2e.harness import catalog, envelope
 

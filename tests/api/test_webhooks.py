@@ -12,8 +12,8 @@ import orjson
 import pytest
 from aiohttp import web
 
+from devtools.receivers import Behaviour, Receiver
 from dispatcher.logs import JSONFormatter
-from dispatcher.receivers import Behaviour, Receiver
 from tests.api.harness import Api, raw_database_bytes
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]

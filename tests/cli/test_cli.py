@@ -13,8 +13,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from dispatcher import cli
-from dispatcher.broker import free_port
+from devtools.broker import free_port
+from dispatcher.ops import cli
 from tests.api.harness import Api, eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]

@@ -398,7 +398,7 @@ def test_builder_wheels_carry_the_migrations_and_the_event_schemas(tmp_path: Pat
         shipped = set(wheel.namelist())
     migrations = {
         f"dispatcher/{p.relative_to(REPO / 'dispatcher').as_posix()}"
-        for p in (REPO / "dispatcher" / "store" / "migrations").rglob("*.sql")
+        for p in (REPO / "dispatcher" / "store").rglob("*.sql")
     }
     schemas = {
         f"dispatcher/schemas/{p.relative_to(REPO / 'schemas').as_posix()}"

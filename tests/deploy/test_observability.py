@@ -16,9 +16,9 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from dispatcher.breaker import BreakerState
+from dispatcher.core.breaker import BreakerState
+from dispatcher.core.models import DeliveryStatus, DisabledReason, FailureKind
 from dispatcher.metrics import Metrics
-from dispatcher.models import DeliveryStatus, DisabledReason, FailureKind
 from tests.deploy.conftest import CHART
 
 ALERTS = CHART / "files" / "prometheus" / "alerts.yaml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.breaker import Breaker, BreakerState, Verdict
-from dispatcher.ratelimit import TokenBucket
+from dispatcher.core.breaker import Breaker, BreakerState, Verdict
+from dispatcher.core.ratelimit import TokenBucket
 
 
 def state(breaker: Breaker) -> BreakerState:

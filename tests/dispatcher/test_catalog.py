@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from dispatcher.catalog import Catalog, CatalogError, UnknownEventTypeError, format_path
+from dispatcher.core.catalog import Catalog, CatalogError, UnknownEventTypeError, format_path
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EVENT_TYPES = (

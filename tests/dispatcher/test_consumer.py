@@ -15,7 +15,7 @@ from aiokafka.errors import (
     UnsupportedCodecError,
 )
 
-from dispatcher.consumer import FetchHealth, is_undecodable
+from dispatcher.engine.consumer import FetchHealth, is_undecodable
 
 
 def struct_error() -> Exception:

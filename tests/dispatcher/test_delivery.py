@@ -38,9 +38,9 @@ from cryptography.x509.oid import NameOID
 from layers_webhooks import Webhook, WebhookVerificationError
 from pytest_aiohttp import AiohttpServer
 
-from dispatcher.delivery import DeliveryClient, parse_retry_after
-from dispatcher.destinations import DestinationPolicy
-from dispatcher.models import AttemptOutcome, FailureKind
+from dispatcher.core.destinations import DestinationPolicy
+from dispatcher.core.models import AttemptOutcome, FailureKind
+from dispatcher.engine.delivery.client import DeliveryClient, parse_retry_after
 
 USER_AGENT = "layers-webhooks/0.1.0"
 EVENT_ID = "evt_01JZ7Q8M3S4T5V6W7X8Y9Z0ABC"

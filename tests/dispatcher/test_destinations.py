@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 import pytest
 
-from dispatcher.destinations import (
+from dispatcher.core.destinations import (
     REFUSED_NETWORKS,
     DestinationError,
     DestinationPolicy,

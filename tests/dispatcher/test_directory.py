@@ -7,10 +7,10 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dispatcher.directory import Directory
-from dispatcher.models import Endpoint, Organization
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
-from dispatcher.store.sqlite import SQLiteStore
+from dispatcher.core.models import Endpoint, Organization
+from dispatcher.engine.directory import Directory
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
+from dispatcher.store.sqlite.store import SQLiteStore
 
 
 class CountingStore(SQLiteStore):

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.catalog import Catalog
-from dispatcher.events import (
+from dispatcher import clock
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.envelope import (
     DEFAULT_MAX_BYTES,
     MAX_DEPTH,
     InvalidEventError,
@@ -22,7 +23,7 @@ from dispatcher.events import (
     decode_event,
     encode_event,
 )
-from dispatcher.models import Event
+from dispatcher.core.models import Event
 
 CATALOG = Catalog.load()
 GOOD: dict[str, Any] = {
@@ -492,12 +493,20 @@ def test_encode_event_round_trips_through_decode() -> None:
     )
 
 
-def test_encode_event_defaults_to_a_new_id_and_now() -> None:
-    """Without an id and a time, encode_event uses a fresh `evt_` id and the current UTC time."""
+PINNED: dict[str, Any] = {"event_id": "evt_1", "created": datetime(2026, 6, 9, tzinfo=UTC)}
+
+
+def test_encode_event_with_the_clocks_id_and_time() -> None:
+    """With `dispatcher.clock`'s fresh `evt_` id and current time, the event carries both."""
     before = datetime.now(UTC)
     event = decode(
         encode_event(
-            "webhook.test", "org_a", GOOD["data"] | {"organizationId": "org_a"}, catalog=CATALOG
+            "webhook.test",
+            "org_a",
+            GOOD["data"] | {"organizationId": "org_a"},
+            catalog=CATALOG,
+            event_id=clock.new_id("evt"),
+            created=clock.utcnow(),
         )
     )
     assert isinstance(event, Event)
@@ -509,7 +518,14 @@ def test_encode_event_defaults_to_a_new_id_and_now() -> None:
 def test_encode_event_refuses_what_the_consumer_would_reject() -> None:
     """An event the consumer would dead-letter raises InvalidEventError with that rejection."""
     with pytest.raises(InvalidEventError) as caught:
-        encode_event("webhook.test", "org_acme", {"endpointId": "ep_1"}, catalog=CATALOG)
+        encode_event(
+            "webhook.test",
+            "org_acme",
+            {"endpointId": "ep_1"},
+            catalog=CATALOG,
+            event_id="evt_1",
+            created=datetime(2026, 6, 9, tzinfo=UTC),
+        )
     assert caught.value.rejection == Rejection(
         reason=RejectReason.SCHEMA_VIOLATION, detail='data: "message" is a required property'
     )
@@ -518,7 +534,14 @@ def test_encode_event_refuses_what_the_consumer_would_reject() -> None:
 def test_encode_event_refuses_a_conflicting_organization() -> None:
     """A data.organizationId other than the one given is a caller bug."""
     with pytest.raises(ValueError, match=re.escape("data.organizationId is not 'org_b'")):
-        encode_event("webhook.test", "org_b", GOOD["data"], catalog=CATALOG)
+        encode_event(
+            "webhook.test",
+            "org_b",
+            GOOD["data"],
+            catalog=CATALOG,
+            event_id="evt_1",
+            created=datetime(2026, 6, 9, tzinfo=UTC),
+        )
 
 
 def test_encode_event_refuses_a_naive_time() -> None:
@@ -529,6 +552,7 @@ def test_encode_event_refuses_a_naive_time() -> None:
             "org_acme",
             GOOD["data"],
             catalog=CATALOG,
+            event_id="evt_1",
             created=datetime(2026, 6, 9),  # noqa: DTZ001 - naive on purpose
         )
 

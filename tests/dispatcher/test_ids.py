@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from dispatcher.ids import new_id
+from dispatcher import clock
+from dispatcher.core.ids import new_id, new_ids
 
 
 def test_ids_sort_by_time_whatever_their_randomness() -> None:
@@ -18,7 +19,7 @@ def test_ids_sort_by_time_whatever_their_randomness() -> None:
 
 def test_ids_have_the_prefix_and_26_crockford_characters() -> None:
     """`dlv_` then 26 characters of Crockford's base32 (no I, L, O, U)."""
-    assert re.fullmatch(r"dlv_[0-9A-HJKMNP-TV-Z]{26}", new_id("dlv"))
+    assert re.fullmatch(r"dlv_[0-9A-HJKMNP-TV-Z]{26}", clock.new_id("dlv"))
 
 
 def test_the_same_inputs_give_the_same_id() -> None:
@@ -28,11 +29,23 @@ def test_the_same_inputs_give_the_same_id() -> None:
 
 def test_two_ids_in_the_same_millisecond_differ() -> None:
     """80 random bits keep ids made together unique."""
-    assert len({new_id("att", now_ms=5) for _ in range(1000)}) == 1000
+    assert len({clock.new_id("att") for _ in range(1000)}) == 1000
 
 
 @pytest.mark.parametrize(("prefix", "entropy"), [("nope", bytes(10)), ("dlv", bytes(9))])
 def test_unknown_prefixes_and_short_entropy_are_refused(prefix: str, entropy: bytes) -> None:
     """Only the known prefixes, and exactly 10 bytes of entropy."""
     with pytest.raises(ValueError, match=r"prefix|entropy"):
-        new_id(prefix, entropy=entropy)
+        new_id(prefix, now_ms=0, entropy=entropy)
+
+
+def test_a_batch_of_ids_shares_the_millisecond_and_splits_the_entropy() -> None:
+    """`new_ids` is `new_id` over consecutive 10-byte slices; the clock's batch ids differ."""
+    entropy = bytes(range(30))
+    assert new_ids("dlv", 3, now_ms=7, entropy=entropy) == [
+        new_id("dlv", now_ms=7, entropy=entropy[i : i + 10]) for i in (0, 10, 20)
+    ]
+    batch = clock.new_ids("dlv", 500)
+    assert len(set(batch)) == 500
+    with pytest.raises(ValueError, match="30 bytes"):
+        new_ids("dlv", 3, now_ms=7, entropy=bytes(29))

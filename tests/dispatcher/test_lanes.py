@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dispatcher.breaker import Breaker
-from dispatcher.lanes import Job, Lane
-from dispatcher.models import Claim
+from dispatcher.core.breaker import Breaker
+from dispatcher.core.lanes import Job, Lane
+from dispatcher.core.models import Claim
 
 
 def lane(queued: int = 0) -> Lane:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from dispatcher.breaker import Breaker, BreakerState
-from dispatcher.lanes import RATE_WINDOW, Job, Lane
-from dispatcher.models import Claim, WaitingReason
-from dispatcher.policy import (
+from dispatcher.core.breaker import Breaker, BreakerState
+from dispatcher.core.lanes import RATE_WINDOW, Job, Lane
+from dispatcher.core.models import Claim, WaitingReason
+from dispatcher.core.policy import (
     Action,
     Caps,
     Drop,

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from dispatcher.catalog import Catalog
-from dispatcher.cli import main
-from dispatcher.events import decode_event
-from dispatcher.models import Event
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.envelope import decode_event
+from dispatcher.core.models import Event
+from dispatcher.ops.cli import main
 
 pytestmark = pytest.mark.kafka
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.models import AttemptOutcome, DeliveryStatus, DisabledReason, FailureKind
-from dispatcher.retry import RetryPolicy, next_step
+from dispatcher.core.models import AttemptOutcome, DeliveryStatus, DisabledReason, FailureKind
+from dispatcher.core.retry import RetryPolicy, next_step
 
 NOW = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
 LADDER = RetryPolicy(delays=(5, 300, 1800, 7200, 18000, 36000, 36000), jitter=0.0)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatcher.models import (
+from dispatcher.core.models import (
     DeliveryStatus,
     Endpoint,
     EndpointScope,
@@ -16,7 +16,7 @@ from dispatcher.models import (
     OrgStatus,
     SuppressedReason,
 )
-from dispatcher.routing import RoutingTable, route
+from dispatcher.core.routing import RoutingTable, route
 
 # parent ─┬─ child_a ── grandchild
 #         └─ child_b            unrelated (no parent)

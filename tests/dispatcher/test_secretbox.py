@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dispatcher.secretbox import KEY_BYTES, DecryptionError, SecretBox, new_endpoint_secret
+from dispatcher.store.secretbox import KEY_BYTES, DecryptionError, SecretBox, new_endpoint_secret
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))

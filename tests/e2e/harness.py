@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from dispatcher.catalog import Catalog
-from dispatcher.ids import new_id
-from dispatcher.models import Endpoint, EndpointScope, Organization
-from dispatcher.secretbox import new_endpoint_secret
+from dispatcher.clock import new_id
+from dispatcher.core.catalog import Catalog
+from dispatcher.core.models import Endpoint, EndpointScope, Organization
 from dispatcher.service import Running, Service
 from dispatcher.settings import Settings
+from dispatcher.store.secretbox import new_endpoint_secret
 
 # A compressed ladder: 8 attempts within a couple of seconds.
 FAST_LADDER = "100ms,100ms,100ms,100ms,100ms,100ms,100ms"

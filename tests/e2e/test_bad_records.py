@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.receivers import Receiver
-from dispatcher.secretbox import new_endpoint_secret
+from devtools.receivers import Receiver
+from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope
 from tests.e2e.test_pipeline import WAIT, eventually
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from dispatcher.models import DeliveryStatus, WaitingReason
-from dispatcher.receivers import Receiver
-from dispatcher.secretbox import new_endpoint_secret
+from devtools.receivers import Receiver
+from dispatcher.core.models import DeliveryStatus, WaitingReason
+from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope, running_stack, stack_settings
 from tests.e2e.test_pipeline import WAIT, eventually
 

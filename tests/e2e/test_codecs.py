@@ -19,9 +19,9 @@ from confluent_kafka import Producer as RdKafkaProducer
 from kafka import KafkaProducer
 
 from chaos.proxy import ProxiedBroker
-from dispatcher.consumer import UNDECODABLE_BATCH
-from dispatcher.receivers import Receiver
-from dispatcher.secretbox import new_endpoint_secret
+from devtools.receivers import Receiver
+from dispatcher.engine.consumer import UNDECODABLE_BATCH
+from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope, running_stack, stack_settings
 from tests.e2e.test_pipeline import WAIT, eventually
 

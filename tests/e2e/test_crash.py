@@ -16,12 +16,12 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dispatcher.broker import free_port
-from dispatcher.ids import new_id
-from dispatcher.models import Endpoint, Organization
-from dispatcher.receivers import Receiver, slow
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
+from devtools.broker import free_port
+from devtools.receivers import Receiver, slow
+from dispatcher.clock import new_id
+from dispatcher.core.models import Endpoint, Organization
 from dispatcher.store import open_store
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from tests.e2e.harness import envelope, service_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

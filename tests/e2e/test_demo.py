@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.demo import DEMO_EVENTS, run_demo
+from devtools.demo import DEMO_EVENTS, run_demo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -12,12 +12,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dispatcher.broker import free_port
-from dispatcher.ids import new_id
-from dispatcher.models import DeliveryStatus, Endpoint, Organization
-from dispatcher.receivers import Receiver, slow
-from dispatcher.secretbox import SecretBox, new_endpoint_secret
+from devtools.broker import free_port
+from devtools.receivers import Receiver, slow
+from dispatcher.clock import new_id
+from dispatcher.core.models import DeliveryStatus, Endpoint, Organization
 from dispatcher.store import open_store
+from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from tests.conftest import POSTGRES_URL
 from tests.e2e.harness import envelope, running_stack, service_env, stack_settings
 from tests.e2e.test_crash import serve, wait_healthy

@@ -6,9 +6,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import receivers
-from dispatcher.receivers import Receiver
-from dispatcher.secretbox import new_endpoint_secret
+from devtools import receivers
+from devtools.receivers import Receiver
+from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope
 from tests.e2e.test_pipeline import WAIT, eventually
 

@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from dispatcher import receivers
-from dispatcher.models import DeliveryStatus, EndpointScope, EndpointStatus
-from dispatcher.receivers import Behaviour, Receiver
-from dispatcher.secretbox import new_endpoint_secret
+from devtools import receivers
+from devtools.receivers import Behaviour, Receiver
+from dispatcher.core.models import DeliveryStatus, EndpointScope, EndpointStatus
+from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

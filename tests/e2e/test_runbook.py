@@ -12,8 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from dispatcher import cli, receivers
-from dispatcher.models import DeliveryStatus
+from devtools import receivers
+from dispatcher.core.models import DeliveryStatus
+from dispatcher.ops import cli
 from tests.api.harness import Api, eventually, running_api
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

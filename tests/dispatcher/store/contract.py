@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.models import (
+from dispatcher.core.models import (
+    ApiKeyRecord,
     AttemptOutcome,
     AttemptResult,
     Claim,
@@ -36,9 +37,9 @@ from dispatcher.models import (
     OrgStatus,
     WaitingReason,
 )
-from dispatcher.secretbox import SecretBox
 from dispatcher.store import IngestBatch, IngestResult, Store, StoreUnavailableError
-from dispatcher.store.base import ApiKeyRecord, ReplayFilter, ReplayJobRecord, ReplayJobStatus
+from dispatcher.store.base import ReplayFilter, ReplayJobRecord, ReplayJobStatus
+from dispatcher.store.secretbox import SecretBox
 
 T0 = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.secretbox import SecretBox
 from dispatcher.store import PostgresStore, SQLiteStore, open_store
+from dispatcher.store.secretbox import SecretBox
 
 BOX = SecretBox([bytes(32)])
 

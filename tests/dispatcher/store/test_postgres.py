@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from dispatcher.broker import free_port
-from dispatcher.secretbox import SecretBox
+from devtools.broker import free_port
 from dispatcher.store import PostgresStore, Store, StoreUnavailableError
+from dispatcher.store.secretbox import SecretBox
 from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
 
 pytestmark = pytest.mark.postgres

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.secretbox import SecretBox
 from dispatcher.store import SQLiteStore, Store
+from dispatcher.store.secretbox import SecretBox
 from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
 
 

@@ -1,0 +1,197 @@
+"""Domain values shared by the core and the shell.
+
+Everything here is a frozen value: the consumer turns Kafka bytes into an `Event`, the store
+turns rows into `Endpoint`/`Organization`/`Claim`, and the pure core (routing, retry,
+destinations) decides over them. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class OrgStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ARCHIVED = "archived"
+
+
+class EndpointScope(StrEnum):
+    OWN = "own"
+    ALL_CHILDREN = "all_children"
+
+
+class EndpointStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    """Stored delivery statuses (DESIGN.md §5)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class WaitingReason(StrEnum):
+    """Why a pending delivery that is not in flight waits (stored; shown to users)."""
+
+    RETRY_SCHEDULED = "retry_scheduled"  # a failed attempt put it back on the ladder
+    BREAKER_OPEN = "breaker_open"  # its endpoint's breaker is open: due at the probe time
+    RATE_LIMITED = "rate_limited"  # its endpoint's rateLimit paces it
+    ENDPOINT_BUSY = "endpoint_busy"  # its endpoint's slots and backlog are full
+    REPLAY_QUEUED = "replay_queued"  # replayed, waiting for its turn
+    SHUTDOWN = "shutdown"  # a replica stopped before attempting it
+    ATTEMPT_ERROR = "attempt_error"  # the attempt crashed in the dispatcher; retried soon
+
+
+class FailureKind(StrEnum):
+    """Why an attempt did not succeed. Retryability is a property of the kind (see retry.py)."""
+
+    HTTP_STATUS = "http_status"  # a non-2xx answer (3xx included: redirects are never followed)
+    TIMEOUT = "timeout"  # the total attempt deadline passed
+    CONNECT = "connect"  # refused, reset, unreachable
+    DNS = "dns"  # the host name did not resolve
+    TLS = "tls"  # handshake or certificate failure
+    BLOCKED_DESTINATION = "blocked_destination"  # the destination guard refused the address
+    INVALID_RESPONSE = "invalid_response"  # the peer spoke broken HTTP
+    CIRCUIT_OPEN = "circuit_open"  # never sent: the endpoint's breaker is open (not stored)
+
+
+class DisabledReason(StrEnum):
+    GONE = "gone"  # the endpoint answered 410
+    MANUAL = "manual"  # an API or CLI call
+    FAILING = "failing"  # no success for WEBHOOKS_DISABLE_AFTER while deliveries kept failing
+
+
+class SuppressedReason(StrEnum):
+    ORG_SUSPENDED = "org_suspended"
+    ORG_ARCHIVED = "org_archived"
+    ENDPOINT_DISABLED = "endpoint_disabled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Organization:
+    id: str
+    parent_id: str | None = None
+    status: OrgStatus = OrgStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A validated event envelope. `body` is the exact compact JSON every endpoint receives."""
+
+    id: str
+    type: str
+    created: datetime
+    organization_id: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    id: str
+    organization_id: str
+    url: str
+    scope: EndpointScope = EndpointScope.OWN
+    # None means "every event type"; otherwise the exact types this endpoint subscribes to.
+    event_types: frozenset[str] | None = None
+    status: EndpointStatus = EndpointStatus.ENABLED
+    disabled_reason: DisabledReason | None = None
+    rate_limit: float | None = None  # requests per second; None = unlimited
+    description: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    # The API key that registered the endpoint: a firehose is authorised at fan-out time
+    # against that key still holding org:admin (None = created by the platform / tests).
+    created_by_key_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewDelivery:
+    """A delivery the consumer is about to persist (one per matching endpoint)."""
+
+    id: str
+    event_id: str
+    endpoint_id: str
+    status: DeliveryStatus  # PENDING or SUPPRESSED
+    reason: str | None  # why it is suppressed
+    next_attempt_at: datetime
+    # The consumer leases fresh deliveries to its own workers so the poller does not claim
+    # them too; after a crash the lease expires and any replica picks them up.
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A Kafka record that could not become an event, kept with its original bytes."""
+
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str  # stable code: malformed_json, invalid_utf8, too_large, …
+    detail: str  # for humans
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A pending delivery leased to this process for one attempt."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    endpoint_id: str
+    attempts: int  # attempts already made on the current ladder (0 for the first one)
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptOutcome:
+    """What one HTTP attempt came to. A failed delivery is a value, not an exception."""
+
+    status_code: int | None
+    failure: FailureKind | None  # None means success (2xx)
+    duration_ms: float
+    response_excerpt: bytes = b""
+    retry_after: float | None = None  # seconds, parsed from Retry-After when present
+    detail: str = ""  # human text for failures (never contains secrets)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptResult:
+    """An attempt, and the decision taken on it, ready to be stored in one batch."""
+
+    delivery_id: str
+    endpoint_id: str
+    attempt: int  # 1-based number on the current ladder
+    started_at: datetime
+    outcome: AttemptOutcome
+    status: DeliveryStatus  # the delivery's status after this attempt
+    next_attempt_at: datetime | None  # when still pending
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyRecord:
+    """An API key as stored: its id, owner and scopes, never the key (only a hash of it is
+    kept, see core.scopes)."""
+
+    id: str
+    organization_id: str | None  # None: an operator key (ops:*, platform:orgs)
+    scopes: frozenset[str]
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None

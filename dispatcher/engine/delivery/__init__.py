@@ -1,0 +1,1 @@
+"""The delivery client: one signed POST per attempt, every outcome a value."""

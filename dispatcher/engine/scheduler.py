@@ -1,0 +1,499 @@
+"""The scheduler: turns leased deliveries into attempts, isolated per endpoint.
+
+Work arrives two ways: fresh deliveries straight from the consumer (no polling delay), and
+due retries or orphaned work (a crashed replica's expired leases) claimed from the store by
+the poller. Every delivery goes into its endpoint's lane:
+
+  * a global cap (`max_in_flight`) and a per-endpoint cap bound concurrent attempts, so a
+    slow or dead endpoint holds at most its own slots;
+  * the endpoint's circuit breaker: while it is open, the lane's deliveries go back to the
+    store due at the next probe time instead of each burning a connection and a timeout;
+  * the endpoint's optional `rateLimit` (a token bucket) paces attempt starts;
+  * a lane holds a bounded backlog; the overflow goes back to the store, due a little later.
+
+Outcomes are decided by the pure retry policy and recorded in batches (`Store.complete`)
+by the flusher; a delivery stays leased until its attempt is durably recorded, so a crash
+at any point replays the attempt rather than losing it (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from dispatcher.core.breaker import Breaker, BreakerState
+from dispatcher.core.lanes import Job, Lane
+from dispatcher.core.models import (
+    AttemptOutcome,
+    AttemptResult,
+    Claim,
+    DeliveryStatus,
+    DisabledReason,
+    Endpoint,
+    EndpointStatus,
+    WaitingReason,
+)
+from dispatcher.core.policy import (
+    Caps,
+    Drop,
+    HandBack,
+    Start,
+    WaitForSlot,
+    WakeAt,
+    finish,
+    plan_dispatch,
+)
+from dispatcher.core.retry import RetryPolicy, next_step
+from dispatcher.engine.delivery.client import DeliveryClient
+from dispatcher.engine.directory import Directory
+from dispatcher.engine.recorder import Recorder
+from dispatcher.metrics import Metrics
+from dispatcher.store import Store, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+# The `webhooks_deliveries_released_total{cause}` label for each waiting reason.
+_CAUSES = {
+    WaitingReason.BREAKER_OPEN: "breaker",
+    WaitingReason.ENDPOINT_BUSY: "backlog",
+    WaitingReason.SHUTDOWN: "shutdown",
+    WaitingReason.ATTEMPT_ERROR: "error",
+}
+
+CLAIM_BATCH = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    policy: RetryPolicy
+    lease: float
+    poll_interval: float
+    delivery_timeout: float
+    max_in_flight: int
+    max_in_flight_per_endpoint: int
+    breaker_threshold: int
+    breaker_cooldown: float
+    instance_id: str
+    disable_after: float
+    retention: float
+    housekeeping_interval: float = 30.0
+
+    @property
+    def lane_backlog(self) -> int:
+        """Deliveries a congested lane may hold beyond its in-flight slots."""
+        return max(4 * self.max_in_flight_per_endpoint, 64)
+
+    @property
+    def busy_lane_backlog(self) -> int:
+        """Deliveries a busy but healthy lane may hold (a burst to one endpoint)."""
+        return max(self.capacity // 4, self.lane_backlog)
+
+    @property
+    def capacity(self) -> int:
+        """Deliveries this process holds in memory (queued + in flight) at most."""
+        return 4 * self.max_in_flight
+
+    @property
+    def caps(self) -> Caps:
+        return Caps(
+            max_in_flight=self.max_in_flight,
+            max_in_flight_per_endpoint=self.max_in_flight_per_endpoint,
+            delivery_timeout=self.delivery_timeout,
+            poll_interval=self.poll_interval,
+            lane_backlog=self.lane_backlog,
+            busy_lane_backlog=self.busy_lane_backlog,
+        )
+
+
+# Called after an endpoint was disabled here (410 or auto-disable): emits the operational
+# `webhook.endpoint.disabled` event.
+EndpointDisabled = Callable[[Endpoint, DisabledReason], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: DeliveryClient,
+        directory: Directory,
+        config: SchedulerConfig,
+        metrics: Metrics,
+        on_endpoint_disabled: EndpointDisabled | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._directory = directory
+        self._config = config
+        self._metrics = metrics
+        self._on_disabled = on_endpoint_disabled
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._clock = clock
+        self._lanes: dict[str, Lane] = {}
+        self._wakes: dict[str, asyncio.TimerHandle] = {}  # endpoint id → its lane's wake-up
+        self._caps = config.caps
+        self._breaker_counts = dict.fromkeys(BreakerState, 0)  # the gauge, kept exact
+        self._ready: deque[Lane] = deque()
+        self._in_flight = 0
+        self._queued = 0
+        self.recorder = Recorder(store, metrics)
+        self._poll_now = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+
+    # -- intake -------------------------------------------------------------------------
+
+    @property
+    def load(self) -> int:
+        return self._queued + self._in_flight
+
+    def has_room(self) -> bool:
+        return self.load < self._config.capacity
+
+    async def wait_for_room(self) -> None:
+        """Back-pressure for the consumer: wait while this process holds a full load."""
+        while not self.has_room():
+            self._room.clear()
+            await self._room.wait()
+
+    def submit(self, claims: list[Claim]) -> None:
+        """Take leased deliveries (fresh from the consumer, or claimed by the poller)."""
+        deadline = time.monotonic() + self._config.lease
+        touched: dict[str, Lane] = {}
+        for claim in claims:
+            lane = self._lane(claim.endpoint_id)
+            lane.queue.append(Job(claim=claim, lease_deadline=deadline))
+            self._queued += 1
+            touched[lane.endpoint_id] = lane
+        self._idle.clear()
+        for lane in touched.values():
+            self._dispatch(lane)
+        self._update_gauges()
+
+    def poke(self) -> None:
+        """Look for due work now (after a replay, say) instead of at the next poll."""
+        self._poll_now.set()
+
+    def _lane(self, endpoint_id: str) -> Lane:
+        lane = self._lanes.get(endpoint_id)
+        if lane is None:
+            lane = Lane(
+                endpoint_id=endpoint_id,
+                breaker=Breaker(
+                    threshold=self._config.breaker_threshold,
+                    cooldown=self._config.breaker_cooldown,
+                ),
+                created=time.monotonic(),
+            )
+            self._lanes[endpoint_id] = lane
+            self._count_breaker(None, BreakerState.CLOSED)
+        return lane
+
+    def _count_breaker(self, before: BreakerState | None, after: BreakerState | None) -> None:
+        """Move one breaker between the gauge's states (None: a lane created or removed)."""
+        if before is after:
+            return
+        for state, step in ((before, -1), (after, 1)):
+            if state is not None:
+                self._breaker_counts[state] += step
+                self._metrics.breakers.labels(state.value).set(self._breaker_counts[state])
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def _dispatch(self, lane: Lane) -> None:
+        """Execute what the policy decides for the lane (see dispatcher.core.policy)."""
+        if not self._accepting:
+            return
+        endpoint = self._directory.endpoint(lane.endpoint_id)
+        before = lane.breaker.state
+        actions = plan_dispatch(
+            lane,
+            in_flight=self._in_flight,
+            caps=self._caps,
+            rate_limit=endpoint.rate_limit if endpoint else None,
+            now=time.monotonic(),
+        )
+        self._count_breaker(before, lane.breaker.state)
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            match action:
+                case Start(job=job):
+                    self._queued -= 1
+                    self._in_flight += 1
+                    task = loop.create_task(self._attempt(lane, job))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                case Drop():
+                    # Held too long: the lease may already be another replica's. The poller
+                    # re-claims it once the lease has expired.
+                    self._queued -= 1
+                case HandBack(jobs=jobs, due_in=due_in, reason=reason):
+                    self._hand_back(list(jobs), due_in, cause=_CAUSES[reason], reason=reason)
+                case WaitForSlot():
+                    if not lane.ready:
+                        lane.ready = True
+                        self._ready.append(lane)
+                case WakeAt(delay=delay):
+                    lane.wake_at = time.monotonic() + delay
+                    self._wakes[lane.endpoint_id] = loop.call_later(delay, self._wake, lane)
+        self._update_gauges()
+
+    def _wake(self, lane: Lane) -> None:
+        lane.wake_at = None
+        self._wakes.pop(lane.endpoint_id, None)
+        self._dispatch(lane)
+
+    def _hand_back_lane(
+        self, lane: Lane, delay: float, *, cause: str, reason: WaitingReason
+    ) -> None:
+        jobs = list(lane.queue)
+        lane.queue.clear()
+        self._hand_back(jobs, delay, cause=cause, reason=reason)
+
+    def _hand_back(
+        self, jobs: list[Job], delay: float, *, cause: str, reason: WaitingReason
+    ) -> None:
+        """Return leased deliveries to the store unattempted, due after `delay` seconds."""
+        if not jobs:
+            return
+        self._queued -= len(jobs)
+        due = self._clock() + timedelta(seconds=max(delay, 0.0))
+        self.recorder.release([job.claim.delivery_id for job in jobs], due, reason)
+        self._metrics.deliveries_released.labels(cause).inc(len(jobs))
+
+    def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
+        self._count_breaker(*finish(lane, succeeded=succeeded, now=time.monotonic()))
+        self._in_flight -= 1
+        # Lanes already waiting for a global slot go first (round robin), so the lanes
+        # holding slots cannot keep them while others starve.
+        while self._ready and self._in_flight < self._config.max_in_flight:
+            waiting = self._ready.popleft()
+            waiting.ready = False
+            self._dispatch(waiting)
+        self._dispatch(lane)
+        if self.has_room():
+            self._room.set()
+        if self.load == 0:
+            self._idle.set()
+        if lane.idle and self._lanes.pop(lane.endpoint_id, None) is not None:
+            self._count_breaker(lane.breaker.state, None)
+
+    # -- one attempt --------------------------------------------------------------------
+
+    async def _attempt(self, lane: Lane, job: Job) -> None:
+        claim = job.claim
+        succeeded: bool | None = None  # None: the endpoint was not reached
+        try:
+            endpoint = self._directory.endpoint(claim.endpoint_id)
+            if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
+                reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
+                self.recorder.suppress(claim.delivery_id, reason)
+                self._metrics.deliveries_finished.labels("suppressed").inc()
+                return
+            secrets = await self._directory.secrets(endpoint.id)
+            started_at = self._clock()
+            self._metrics.in_flight.inc()
+            try:
+                outcome = await self._client.send(
+                    url=endpoint.url,
+                    event_id=claim.event_id,
+                    body=claim.body,
+                    secrets=secrets,
+                    timestamp=int(started_at.timestamp()),
+                )
+            finally:
+                self._metrics.in_flight.dec()
+            disable = self._record(claim, started_at, outcome)
+            succeeded = outcome.succeeded
+            if disable is not None:
+                await self.disable(endpoint, disable)
+        except Exception:
+            if succeeded is None:  # not recorded: hand it back for another attempt
+                log.exception(
+                    "attempt crashed; handing the delivery back",
+                    extra={"delivery_id": claim.delivery_id, "endpoint_id": claim.endpoint_id},
+                )
+                self._queued += 1  # _hand_back counts it out again
+                self._hand_back(
+                    [job],
+                    self._config.poll_interval,
+                    cause="error",
+                    reason=WaitingReason.ATTEMPT_ERROR,
+                )
+            else:
+                log.exception(
+                    "disabling the endpoint failed", extra={"endpoint_id": lane.endpoint_id}
+                )
+        finally:
+            self._slot_freed(lane, succeeded)
+
+    def _record(
+        self, claim: Claim, started_at: datetime, outcome: AttemptOutcome
+    ) -> DisabledReason | None:
+        attempt = claim.attempts + 1
+        now = self._clock()
+        step = next_step(self._config.policy, outcome, attempt, now, self._rng)
+        self.recorder.result(
+            AttemptResult(
+                delivery_id=claim.delivery_id,
+                endpoint_id=claim.endpoint_id,
+                attempt=attempt,
+                started_at=started_at,
+                outcome=outcome,
+                status=step.status,
+                next_attempt_at=step.next_attempt_at,
+            )
+        )
+        metrics = self._metrics
+        metrics.attempts.labels(outcome.failure or "success").inc()
+        metrics.attempt_seconds.observe(outcome.duration_ms / 1000.0)
+        if step.status is DeliveryStatus.PENDING:
+            metrics.retries_scheduled.inc()
+        else:
+            metrics.deliveries_finished.labels(step.status.value).inc()
+        log.debug(
+            "attempt",
+            extra={
+                "delivery_id": claim.delivery_id,
+                "endpoint_id": claim.endpoint_id,
+                "attempt": attempt,
+                "status_code": outcome.status_code,
+                "failure": outcome.failure,
+                "next_status": step.status.value,
+            },
+        )
+        if outcome.failure is not None and attempt == 1:
+            log.info(
+                "delivery attempt failed",
+                extra={
+                    "delivery_id": claim.delivery_id,
+                    "endpoint_id": claim.endpoint_id,
+                    "attempt": attempt,
+                    "failure": outcome.failure,
+                    "status_code": outcome.status_code,
+                },
+            )
+        return step.disable_endpoint
+
+    async def disable(self, endpoint: Endpoint, reason: DisabledReason) -> None:
+        """Disable an endpoint (410 Gone or no success for too long) and announce it."""
+        changed = await self._store.set_endpoint_status(
+            endpoint.id, EndpointStatus.DISABLED, reason, now=self._clock()
+        )
+        if not changed:
+            return
+        self._directory.invalidate(endpoint.id)
+        self._metrics.endpoints_disabled.labels(reason.value).inc()
+        log.warning("endpoint disabled", extra={"endpoint_id": endpoint.id, "reason": reason.value})
+        if self._on_disabled is not None:
+            await self._on_disabled(endpoint, reason)
+
+    # -- the long-lived loops -----------------------------------------------------------
+
+    async def run_poller(self) -> None:
+        """Claim due deliveries (retries, replays, expired leases) whenever there is room."""
+        config = self._config
+        while True:
+            claimed = 0
+            if self._accepting and self.has_room():
+                now = self._clock()
+                limit = min(CLAIM_BATCH, config.capacity - self.load)
+                try:
+                    claims = await self._store.claim_due(
+                        now=now,
+                        limit=limit,
+                        lease_owner=config.instance_id,
+                        lease_expires_at=now + timedelta(seconds=config.lease),
+                    )
+                except StoreUnavailableError:
+                    self._metrics.store_errors.labels("claim_due").inc()
+                    log.warning("store unavailable while claiming; retrying", exc_info=True)
+                    # back off: reads may still work (a full disk), so the due time read
+                    # next would say "now" and spin
+                    await asyncio.sleep(config.poll_interval)
+                    continue
+                claimed = len(claims)
+                if claims:
+                    self.submit(claims)
+                if claimed >= limit:
+                    await asyncio.sleep(0)
+                    continue
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        timeout = self._config.poll_interval
+        try:
+            due = await self._store.next_due_at()
+        except StoreUnavailableError:
+            due = None
+        if due is not None:
+            timeout = min(timeout, max((due - self._clock()).total_seconds(), 0.005))
+        self._poll_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poll_now.wait(), timeout)
+
+    async def run_housekeeping(self) -> None:
+        """Auto-disable endpoints failing for too long, purge expired events, gauges."""
+        while True:
+            try:
+                await self.housekeep()
+            except StoreUnavailableError:
+                self._metrics.store_errors.labels("housekeeping").inc()
+                log.warning("store unavailable during housekeeping", exc_info=True)
+            await asyncio.sleep(self._config.housekeeping_interval)
+
+    async def housekeep(self) -> None:
+        now = self._clock()
+        failing = await self._store.endpoints_failing_since(
+            now - timedelta(seconds=self._config.disable_after)
+        )
+        for endpoint_id in failing:
+            endpoint = self._directory.endpoint(endpoint_id) or await self._store.get_endpoint(
+                endpoint_id
+            )
+            if endpoint is not None:
+                await self.disable(endpoint, DisabledReason.FAILING)
+        await self._store.purge(before=now - timedelta(seconds=self._config.retention))
+        due = await self._store.next_due_at()
+        self._metrics.oldest_pending_seconds.set(
+            max((now - due).total_seconds(), 0.0) if due is not None else 0.0
+        )
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def drain(self, deadline: float) -> None:
+        """Stop starting attempts, wait for in-flight ones until `deadline` (monotonic),
+        hand queued work back to the store, and flush every result."""
+        self._accepting = False
+        for lane in list(self._lanes.values()):
+            wake = self._wakes.pop(lane.endpoint_id, None)
+            if wake is not None:
+                wake.cancel()
+                lane.wake_at = None
+            self._hand_back_lane(lane, 0.0, cause="shutdown", reason=WaitingReason.SHUTDOWN)
+        remaining = deadline - time.monotonic()
+        if self._tasks and remaining > 0:
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        for task in list(self._tasks):
+            task.cancel()  # past the deadline: their leases expire and they are replayed
+        await self.recorder.flush()
+
+    def _update_gauges(self) -> None:
+        self._metrics.queued.set(self._queued)

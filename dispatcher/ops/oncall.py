@@ -1,0 +1,447 @@
+"""The on-call commands, over the HTTP API: `endpoints`, `deliveries`, `replay`,
+`dead-letters`, `events`, `orgs`. Listings are tables, details `key  value` lines, `--json`
+prints the API's JSON for scripts; every failure is one line (see `apiclient`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dispatcher.ops.apiclient import ApiClient, ApiClientError, ClientConfig
+from dispatcher.ops.console import ProgressLine, details, parse_when, rfc3339, table
+from dispatcher.settings import parse_duration
+
+ENDPOINT_COLUMNS = [
+    ("id", "id"),
+    ("status", "status"),
+    ("scope", "scope"),
+    ("url", "url"),
+    ("events", "events"),
+    ("rateLimit", "rate"),
+]
+DELIVERY_COLUMNS = [
+    ("id", "id"),
+    ("status", "status"),
+    ("eventType", "type"),
+    ("attemptCount", "attempts"),
+    ("lastStatusCode", "last"),
+    ("nextAttemptAt", "next attempt"),
+    ("createdAt", "created"),
+]
+ATTEMPT_COLUMNS = [
+    ("attempt", "#"),
+    ("startedAt", "started"),
+    ("durationMs", "ms"),
+    ("statusCode", "status"),
+    ("failureKind", "failure"),
+    ("responseExcerpt", "response"),
+]
+DEAD_LETTER_COLUMNS = [
+    ("id", "id"),
+    ("reason", "reason"),
+    ("topic", "topic"),
+    ("partition", "part"),
+    ("offset", "offset"),
+    ("receivedAt", "received"),
+    ("retriedAt", "retried"),
+]
+POLL_INTERVAL = 0.25  # seconds between looks at a replay job
+
+Handler = Callable[[ApiClient, argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+class UsageError(Exception):
+    """Bad command-line input, reported as one line."""
+
+
+def emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    print(orjson.dumps(data).decode() if args.json else human)
+
+
+def _when(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return rfc3339(parse_when(text, now=datetime.now(UTC)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
+    if pairs is None:
+        return None
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--metadata {pair!r}: use KEY=VALUE")
+        metadata[key] = value
+    return metadata
+
+
+def _endpoint_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.url is not None:
+        body["url"] = args.url
+    if args.event:
+        body["events"] = args.event
+    elif getattr(args, "all_events", False):
+        body["events"] = None
+    if args.scope is not None:
+        body["scope"] = args.scope
+    if args.description is not None:
+        body["description"] = args.description
+    if (metadata := _metadata(args.metadata)) is not None:
+        body["metadata"] = metadata
+    if args.rate_limit is not None:
+        body["rateLimit"] = args.rate_limit
+    elif getattr(args, "no_rate_limit", False):
+        body["rateLimit"] = None
+    return body
+
+
+def _page_params(args: argparse.Namespace, **extra: str | None) -> dict[str, str]:
+    params = {"limit": str(args.limit), "after": args.after, **extra}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _listing(args: argparse.Namespace, page: Any, columns: list[tuple[str, str]]) -> None:
+    human = table(page["data"], columns)
+    if page.get("nextCursor"):
+        human += f"\n(more: --after {page['nextCursor']})"
+    emit(args, page, human)
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+
+async def endpoints_list(api: ApiClient, args: argparse.Namespace) -> None:
+    _listing(args, await api.get("/v1/webhooks", _page_params(args)), ENDPOINT_COLUMNS)
+
+
+async def endpoints_get(api: ApiClient, args: argparse.Namespace) -> None:
+    endpoint = await api.get(f"/v1/webhooks/{args.id}")
+    emit(args, endpoint, details(endpoint))
+
+
+async def endpoints_create(api: ApiClient, args: argparse.Namespace) -> None:
+    endpoint = await api.post("/v1/webhooks", _endpoint_body(args))
+    human = details(endpoint) + "\n\nsigning secret (shown once, store it now):\n"
+    emit(args, endpoint, human + endpoint["secret"])
+
+
+async def endpoints_update(api: ApiClient, args: argparse.Namespace) -> None:
+    body = _endpoint_body(args)
+    if not body:
+        raise UsageError("nothing to change: give --url, --event, --scope, … ")
+    endpoint = await api.request("PATCH", f"/v1/webhooks/{args.id}", body=body)
+    emit(args, endpoint, details(endpoint))
+
+
+async def endpoints_delete(api: ApiClient, args: argparse.Namespace) -> None:
+    await api.request("DELETE", f"/v1/webhooks/{args.id}")
+    emit(args, {"id": args.id, "deleted": True}, f"deleted {args.id}")
+
+
+async def endpoints_rotate(api: ApiClient, args: argparse.Namespace) -> None:
+    try:
+        grace = int(parse_duration(args.grace))
+    except ValueError as exc:
+        raise UsageError(f"--grace: {exc}") from None
+    rotated = await api.post(f"/v1/webhooks/{args.id}/rotate-secret", {"graceSeconds": grace})
+    human = (
+        f"new signing secret (shown once, store it now):\n{rotated['secret']}\n"
+        f"the previous secret keeps signing until {rotated['previousSecretExpiresAt']}"
+    )
+    emit(args, rotated, human)
+
+
+async def endpoints_state(api: ApiClient, args: argparse.Namespace) -> None:
+    endpoint = await api.post(f"/v1/webhooks/{args.id}/{args.action}")
+    emit(args, endpoint, f"{endpoint['id']} is {endpoint['status']}")
+
+
+async def endpoints_test(api: ApiClient, args: argparse.Namespace) -> None:
+    body = {} if args.type is None else {"type": args.type}
+    sent = await api.post(f"/v1/webhooks/{args.id}/test", body)
+    emit(args, sent, f"sent {sent['type']} {sent['eventId']} as delivery {sent['deliveryId']}")
+
+
+# -- deliveries, events, replay ----------------------------------------------------------------
+
+
+async def deliveries_list(api: ApiClient, args: argparse.Namespace) -> None:
+    params = _page_params(
+        args,
+        status=args.status,
+        type=args.type,
+        since=_when(args.since),
+        until=_when(args.until),
+    )
+    page = await api.get(f"/v1/webhooks/{args.endpoint}/deliveries", params)
+    _listing(args, page, DELIVERY_COLUMNS)
+
+
+def _delivery_text(delivery: Mapping[str, Any]) -> str:
+    summary = {k: v for k, v in delivery.items() if k not in ("attempts", "replays")}
+    parts = [details(summary), "", "attempts:", table(delivery["attempts"], ATTEMPT_COLUMNS)]
+    if delivery["replays"]:
+        columns = [("at", "at"), ("actor", "by"), ("reason", "reason"), ("replayJobId", "job")]
+        parts += ["", "replays:", table(delivery["replays"], columns)]
+    return "\n".join(parts)
+
+
+async def deliveries_show(api: ApiClient, args: argparse.Namespace) -> None:
+    delivery = await api.get(f"/v1/deliveries/{args.id}")
+    emit(args, delivery, _delivery_text(delivery))
+
+
+async def events_show(api: ApiClient, args: argparse.Namespace) -> None:
+    event = await api.get(f"/v1/events/{args.id}")
+    summary = {k: v for k, v in event.items() if k not in ("data", "deliveries")}
+    human = "\n".join(
+        [
+            details(summary),
+            "",
+            "data:",
+            orjson.dumps(event["data"], option=orjson.OPT_INDENT_2).decode(),
+            "",
+            "deliveries:",
+            table(event["deliveries"], [("endpointId", "endpoint"), *DELIVERY_COLUMNS]),
+        ]
+    )
+    emit(args, event, human)
+
+
+async def replay(api: ApiClient, args: argparse.Namespace) -> None:
+    if args.delivery_id is not None:
+        if args.endpoint is not None:
+            raise UsageError("give a DELIVERY_ID or --endpoint, not both")
+        body = {} if args.reason is None else {"reason": args.reason}
+        replayed = await api.post(f"/v1/deliveries/{args.delivery_id}/replay", body)
+        emit(args, replayed, f"replaying {replayed['id']} (webhook-id {replayed['eventId']})")
+        return
+    if args.endpoint is None or args.since is None:
+        raise UsageError("give a DELIVERY_ID, or --endpoint ID --since TIME for a bulk replay")
+    await _bulk_replay(api, args)
+
+
+async def _bulk_replay(api: ApiClient, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"since": _when(args.since), "status": args.status or ["failed"]}
+    if args.until is not None:
+        body["until"] = _when(args.until)
+    if args.type:
+        body["types"] = args.type
+    if args.reason is not None:
+        body["reason"] = args.reason
+    path = f"/v1/webhooks/{args.endpoint}/replay"
+    counted = await api.post(path, {**body, "dryRun": True})
+    count = counted["count"]
+    if args.dry_run:
+        emit(args, counted, f"{count} deliveries of {args.endpoint} would be replayed")
+        return
+    if not args.yes and not await _confirm(f"Replay {count} deliveries of {args.endpoint}?"):
+        raise UsageError("not confirmed; nothing was replayed")
+    job = await api.post(path, body)
+    progress = ProgressLine(sys.stderr)
+    try:
+        while True:
+            progress.update(job["done"], job["total"], job["status"])
+            if job["status"] == "succeeded":
+                break
+            await asyncio.sleep(POLL_INTERVAL)
+            job = await api.get(f"/v1/replays/{job['id']}")
+    finally:
+        progress.close()
+    emit(args, job, f"replayed {job['done']}/{job['total']} deliveries (job {job['id']})")
+
+
+async def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to confirm on: pass --yes to replay")
+    answer = await asyncio.to_thread(input, f"{question} [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+# -- dead letters and organizations ---------------------------------------------------------
+
+
+async def dead_letters_list(api: ApiClient, args: argparse.Namespace) -> None:
+    page = await api.get("/v1/dead-letters", _page_params(args, reason=args.reason))
+    _listing(args, page, DEAD_LETTER_COLUMNS)
+
+
+async def dead_letters_show(api: ApiClient, args: argparse.Namespace) -> None:
+    letter = await api.get(f"/v1/dead-letters/{args.id}")
+    emit(args, letter, details(letter))
+
+
+async def dead_letters_retry(api: ApiClient, args: argparse.Namespace) -> None:
+    retried = await api.post(f"/v1/dead-letters/{args.id}/retry")
+    human = f"{args.id} ingested as {retried['eventId']}: {retried['deliveriesCreated']} deliveries"
+    emit(args, retried, human)
+
+
+async def orgs_set(api: ApiClient, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {}
+    if args.parent is not None:
+        body["parentOrganizationId"] = args.parent
+    elif args.no_parent:
+        body["parentOrganizationId"] = None
+    if args.status is not None:
+        body["status"] = args.status
+    org = await api.request("PUT", f"/v1/organizations/{args.org_id}", body=body)
+    emit(args, org, details(org))
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("endpoints", "list"): endpoints_list,
+    ("endpoints", "get"): endpoints_get,
+    ("endpoints", "create"): endpoints_create,
+    ("endpoints", "update"): endpoints_update,
+    ("endpoints", "delete"): endpoints_delete,
+    ("endpoints", "rotate-secret"): endpoints_rotate,
+    ("endpoints", "enable"): endpoints_state,
+    ("endpoints", "disable"): endpoints_state,
+    ("endpoints", "test"): endpoints_test,
+    ("deliveries", "list"): deliveries_list,
+    ("deliveries", "show"): deliveries_show,
+    ("events", "show"): events_show,
+    ("replay", None): replay,
+    ("dead-letters", "list"): dead_letters_list,
+    ("dead-letters", "show"): dead_letters_show,
+    ("dead-letters", "retry"): dead_letters_retry,
+    ("orgs", "set"): orgs_set,
+}
+COMMANDS = frozenset(command for command, _ in HANDLERS)
+
+
+async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run an on-call command against the API named by the environment."""
+    handler = HANDLERS[(args.command, getattr(args, "action", None))]
+    config = ClientConfig.from_environ(environ)
+    async with ApiClient(config, organization=getattr(args, "org", None)) as api:
+        await handler(api, args)
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, *, page: bool = False) -> None:
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    parser.add_argument(
+        "--org", help="act in this organization (X-Layers-Organization: a direct child)"
+    )
+    if page:
+        parser.add_argument("--limit", type=int, default=50, help="rows per page (1-100)")
+        parser.add_argument("--after", help="the cursor printed after the previous page")
+
+
+def _endpoint_options(parser: argparse.ArgumentParser, *, creating: bool) -> None:
+    parser.add_argument("--url", required=creating, help="http(s) URL receiving the POSTs")
+    parser.add_argument("--event", action="append", help="event type (repeat; default all)")
+    parser.add_argument("--scope", choices=["own", "all_children"])
+    parser.add_argument("--description")
+    parser.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--rate-limit", type=float, help="requests per second")
+    if not creating:
+        parser.add_argument("--all-events", action="store_true", help="clear the event filter")
+        parser.add_argument("--no-rate-limit", action="store_true", help="remove the limit")
+
+
+def _endpoints(sub: Any) -> None:
+    endpoints = sub.add_parser("endpoints", help="manage webhook endpoints (HTTP API)")
+    actions = endpoints.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _common(actions.add_parser("list", help="list endpoints"), page=True)
+    for name, text in [
+        ("get", "show one endpoint"),
+        ("delete", "delete an endpoint"),
+        ("enable", "enable an endpoint"),
+        ("disable", "disable an endpoint (announced to its org)"),
+    ]:
+        action = actions.add_parser(name, help=text)
+        action.add_argument("id")
+        _common(action)
+    create = actions.add_parser("create", help="register an endpoint (prints its secret once)")
+    _endpoint_options(create, creating=True)
+    _common(create)
+    update = actions.add_parser("update", help="change an endpoint")
+    update.add_argument("id")
+    _endpoint_options(update, creating=False)
+    _common(update)
+    rotate = actions.add_parser("rotate-secret", help="new secret; the old one signs a while")
+    rotate.add_argument("id")
+    rotate.add_argument("--grace", default="24h", help="how long the old secret signs (24h)")
+    _common(rotate)
+    test = actions.add_parser("test", help="send an example event to this endpoint only")
+    test.add_argument("id")
+    test.add_argument("--type", help="event type (default webhook.test)")
+    _common(test)
+
+
+def _others(sub: Any) -> None:
+    deliveries = sub.add_parser("deliveries", help="inspect deliveries (HTTP API)")
+    actions = deliveries.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="an endpoint's deliveries, newest first")
+    listing.add_argument("--endpoint", required=True)
+    listing.add_argument("--status", choices=["pending", "succeeded", "failed", "suppressed"])
+    listing.add_argument("--type")
+    listing.add_argument("--since", help="RFC 3339 or a duration ago (2h, 30m)")
+    listing.add_argument("--until", help="RFC 3339 or a duration ago")
+    _common(listing, page=True)
+    show = actions.add_parser("show", help="a delivery with every attempt and replay")
+    show.add_argument("id")
+    _common(show)
+
+    replay_parser = sub.add_parser("replay", help="replay one delivery, or an endpoint's since T")
+    replay_parser.add_argument("delivery_id", nargs="?", metavar="DELIVERY_ID")
+    replay_parser.add_argument("--endpoint", help="bulk: the endpoint whose deliveries to replay")
+    replay_parser.add_argument("--since", help="bulk: RFC 3339 or a duration ago (2h, 30m)")
+    replay_parser.add_argument("--until", help="bulk: RFC 3339 or a duration ago")
+    replay_parser.add_argument("--status", action="append", help="bulk: statuses (failed)")
+    replay_parser.add_argument("--type", action="append", help="bulk: event types (repeat)")
+    replay_parser.add_argument("--dry-run", action="store_true", help="bulk: only count")
+    replay_parser.add_argument("--yes", action="store_true", help="bulk: do not ask")
+    replay_parser.add_argument("--reason", help="why (recorded in the delivery's history)")
+    _common(replay_parser)
+
+    letters = sub.add_parser("dead-letters", help="records that could not become events")
+    actions = letters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="dead letters, newest first")
+    listing.add_argument("--reason", help="a reason code, e.g. malformed_json")
+    _common(listing, page=True)
+    for name, text in [("show", "one, with its bytes"), ("retry", "re-validate and ingest")]:
+        action = actions.add_parser(name, help=text)
+        action.add_argument("id")
+        _common(action)
+
+    events = sub.add_parser("events", help="inspect events (HTTP API)")
+    actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="an event and its deliveries")
+    show.add_argument("id")
+    _common(show)
+
+    orgs = sub.add_parser("orgs", help="organizations (platform:orgs)")
+    actions = orgs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    put = actions.add_parser("set", help="set an organization's parent and status")
+    put.add_argument("org_id", metavar="ORG")
+    put.add_argument("--parent", help="the parent organization")
+    put.add_argument("--no-parent", action="store_true", help="make it a root organization")
+    put.add_argument("--status", choices=["active", "suspended", "archived"])
+    put.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def add_commands(sub: Any) -> None:
+    """Add the on-call commands to the `webhooks` parser's subcommands."""
+    _endpoints(sub)
+    _others(sub)
+
+
+__all__ = ["COMMANDS", "ApiClientError", "UsageError", "add_commands", "run"]

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: `PostgresStore`, its queries and its migrations."""

@@ -1,0 +1,477 @@
+"""The PostgreSQL backend's queries: the batched hot path (`ingest`, `claim_due`,
+`complete`) and the SQL the API reads share.
+
+On the hot path each table gets one multi-row statement per batch, its rows passed as
+parallel arrays and expanded by `unnest`, so a batch of 500 deliveries costs a handful of
+round trips rather than 500.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from dispatcher.clock import new_id
+from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus, Endpoint
+from dispatcher.store import schema
+from dispatcher.store.base import (
+    IngestBatch,
+    IngestResult,
+    ReplayFilter,
+    ReplayJobStatus,
+)
+
+if TYPE_CHECKING:
+    from asyncpg import Record
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = PoolConnectionProxy[Record]
+
+
+async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
+    """Run inside a transaction."""
+    await conn.execute(KEYED_PLANS)
+    deliveries = batch.deliveries
+    if deliveries:
+        # Deliveries routed to an endpoint deleted since are dropped, not an error. The key
+        # share lock keeps the endpoints we insert for from being deleted until we commit.
+        wanted = sorted({d.endpoint_id for d in deliveries})
+        live = {row[0] for row in await conn.fetch(_LOCK_LIVE_ENDPOINTS, wanted)}
+        deliveries = [d for d in deliveries if d.endpoint_id in live]
+    # New events are inserted already counting their deliveries; dedupe corrects it below.
+    expected = Counter(d.event_id for d in deliveries)
+    inserted_events: set[str] = set()
+    if batch.events:
+        events = batch.events
+        rows = await conn.fetch(
+            _INSERT_EVENTS,
+            [e.id for e in events],
+            [e.type for e in events],
+            [e.organization_id for e in events],
+            [e.created for e in events],
+            [e.body for e in events],
+            [expected[e.id] for e in events],
+            now,
+        )
+        inserted_events = {row[0] for row in rows}
+    created: dict[str, str] = {}
+    if deliveries:
+        await _lock_stored_events({d.event_id for d in deliveries} - inserted_events, conn)
+        rows = await conn.fetch(
+            _INSERT_DELIVERIES,
+            [d.id for d in deliveries],
+            [d.event_id for d in deliveries],
+            [d.endpoint_id for d in deliveries],
+            [d.status.value for d in deliveries],
+            [d.reason for d in deliveries],
+            [d.next_attempt_at if d.status is DeliveryStatus.PENDING else None for d in deliveries],
+            [d.lease_owner for d in deliveries],
+            [d.lease_expires_at for d in deliveries],
+            now,
+        )
+        created = {row[0]: row[1] for row in rows}
+    changes = schema.delivery_count_changes(expected, inserted_events, created.values())
+    if changes:
+        await conn.execute(
+            """
+            UPDATE events AS e SET delivery_count = e.delivery_count + c.delta
+            FROM unnest($1::text[], $2::int[]) AS c (id, delta) WHERE e.id = c.id
+            """,
+            [event_id for event_id, _ in changes],
+            [delta for _, delta in changes],
+        )
+    if batch.dead_letters:
+        letters = batch.dead_letters
+        await conn.execute(
+            _INSERT_DEAD_LETTERS,
+            [dl.id for dl in letters],
+            [dl.topic for dl in letters],
+            [dl.partition for dl in letters],
+            [dl.offset for dl in letters],
+            [dl.key for dl in letters],
+            [dl.value for dl in letters],
+            [dl.reason for dl in letters],
+            [dl.detail for dl in letters],
+            [dl.received_at for dl in letters],
+        )
+    return IngestResult(
+        created=frozenset(created),
+        duplicate_events=len(batch.events) - len(inserted_events),
+        duplicate_deliveries=len(deliveries) - len(created),
+    )
+
+
+async def _lock_stored_events(event_ids: set[str], conn: Conn) -> None:
+    """Deliveries may reference events stored by an earlier batch: they must exist, and stay
+    until we commit (a purge waits). There are no foreign keys to do this (see 0001)."""
+    if not event_ids:
+        return
+    found = {row[0] for row in await conn.fetch(_LOCK_STORED_EVENTS, sorted(event_ids))}
+    if missing := event_ids - found:
+        raise ValueError(f"integrity violation: deliveries of unknown events {sorted(missing)}")
+
+
+async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:
+    """Delete the deliveries whose `column` (endpoint_id or event_id) is in `values`, with
+    their attempts, in chunks; run inside a transaction. Attempts go in a later statement
+    than their deliveries, so an attempt committed by a `complete` we waited for is seen."""
+    delete = _DELETE_DELIVERIES_BY[column]
+    while values:
+        gone = [row[0] for row in await conn.fetch(delete, values, DELETE_CHUNK)]
+        await conn.execute("DELETE FROM attempts WHERE delivery_id = ANY($1::text[])", gone)
+        if len(gone) < DELETE_CHUNK:
+            return
+
+
+async def claim_due(
+    conn: Conn,
+    *,
+    now: datetime,
+    limit: int,
+    lease_owner: str,
+    lease_expires_at: datetime,
+    stamp: datetime,
+) -> list[Claim]:
+    """Run inside a transaction. SKIP LOCKED makes concurrent claimers take disjoint rows,
+    and the re-check after locking drops a row another claimer leased meanwhile. Each
+    event's type and body are fetched once, however many of its deliveries were claimed."""
+    await conn.execute(KEYED_PLANS)
+    leased = await conn.fetch(_CLAIM, now, limit, lease_owner, lease_expires_at, stamp)
+    if not leased:
+        return []
+    events = {
+        row["id"]: (row["type"], row["body"])
+        for row in await conn.fetch(_CLAIMED_EVENTS, list({row["event_id"] for row in leased}))
+    }
+    leased.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
+    return [
+        Claim(
+            delivery_id=row["id"],
+            event_id=row["event_id"],
+            event_type=events[row["event_id"]][0],
+            endpoint_id=row["endpoint_id"],
+            attempts=row["attempts"],
+            body=events[row["event_id"]][1],
+        )
+        for row in leased
+    ]
+
+
+async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) -> None:
+    """Run inside a transaction."""
+    await conn.execute(KEYED_PLANS)
+    # Endpoints first (in id order), then deliveries: the order a cascading delete locks
+    # them in, so the two cannot deadlock.
+    clocks = schema.endpoint_clocks(results)
+    await conn.execute(
+        _UPDATE_ENDPOINT_CLOCKS,
+        [c.endpoint_id for c in clocks],
+        [c.last_success for c in clocks],
+        [c.first_failure for c in clocks],
+    )
+    updated = await conn.fetch(
+        _UPDATE_DELIVERIES,
+        [r.delivery_id for r in results],
+        [r.status.value for r in results],
+        [r.attempt for r in results],
+        [r.next_attempt_at for r in results],
+        [r.started_at for r in results],
+        [r.outcome.status_code for r in results],
+        now,
+    )
+    # A delivery deleted meanwhile (with its endpoint) just loses its attempt.
+    existing = {row[0] for row in updated}
+    kept = [r for r in results if r.delivery_id in existing]
+    await conn.execute(
+        _INSERT_ATTEMPTS,
+        [new_id("att", now_ms=int(r.started_at.timestamp() * 1000)) for r in kept],
+        [r.delivery_id for r in kept],
+        [r.attempt for r in kept],
+        [r.started_at for r in kept],
+        [r.outcome.duration_ms for r in kept],
+        [r.outcome.status_code for r in kept],
+        [r.outcome.failure for r in kept],
+        [r.outcome.response_excerpt for r in kept],
+        [r.outcome.detail for r in kept],
+    )
+
+
+# The hot path's statements touch a few hundred rows by key. Planner statistics lag behind a
+# fast-changing queue (a fresh table, a sudden backlog), and with them the planner was seen
+# sorting every due row to claim 500, and hash-joining a whole table to update 500 rows by
+# id. Inside these transactions only, it must use the indexes.
+KEYED_PLANS = """
+    SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+    SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+    SET LOCAL enable_sort = off
+"""
+
+_LOCK_LIVE_ENDPOINTS = """
+    SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
+"""
+
+_INSERT_EVENTS = """
+    INSERT INTO events (id, type, organization_id, created, body, delivery_count, received_at)
+    SELECT e.*, $7::timestamptz
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::int[])
+        AS e (id, type, organization_id, created, body, delivery_count)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+_INSERT_DELIVERIES = """
+    INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
+        lease_owner, lease_expires_at, created_at, updated_at)
+    SELECT d.*, $9::timestamptz, $9::timestamptz
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                $6::timestamptz[], $7::text[], $8::timestamptz[]) AS d
+    ON CONFLICT DO NOTHING
+    RETURNING id, event_id
+"""
+
+_INSERT_DEAD_LETTERS = """
+    INSERT INTO dead_letters (id, topic, "partition", "offset", key, value, reason, detail,
+        received_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bytea[],
+                         $6::bytea[], $7::text[], $8::text[], $9::timestamptz[])
+    ON CONFLICT DO NOTHING
+"""
+
+_LOCK_STORED_EVENTS = """
+    SELECT id FROM events WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
+"""
+
+DELETE_CHUNK = 5000
+_DELETE_DELIVERIES_BY = {
+    column: f"""
+        DELETE FROM deliveries WHERE id IN
+            (SELECT id FROM deliveries WHERE {column} = ANY($1::text[]) LIMIT $2)
+        RETURNING id
+    """  # noqa: S608 - `column` is one of the two constants here
+    for column in ("endpoint_id", "event_id")
+}
+
+_CLAIM = """
+    WITH due AS (
+        SELECT id FROM deliveries
+        WHERE status = 'pending' AND due_at <= $1
+        ORDER BY due_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE deliveries AS d
+    SET lease_owner = $3, lease_expires_at = $4, updated_at = $5
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
+"""
+
+_CLAIMED_EVENTS = "SELECT id, type, body FROM events WHERE id = ANY($1::text[])"
+
+# A success advances last_success_at and resets failing_since to the batch's first failure
+# after it (NULL when none); failures alone start failing_since if it is not running. A row
+# whose clock would move by less than a second is neither rewritten nor locked, so a hot
+# endpoint is not serialised across replicas on every batch. Everything reads `e` in the
+# UPDATE itself, so the re-check after a concurrent change sees the latest row.
+_UPDATE_ENDPOINT_CLOCKS = """
+    UPDATE endpoints AS e
+    SET last_success_at = GREATEST(e.last_success_at, c.ok), failing_since = c.fail
+    FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS c (id, ok, fail)
+    WHERE e.id = c.id AND CASE
+        WHEN c.ok IS NULL THEN e.failing_since IS NULL AND c.fail IS NOT NULL
+        ELSE e.last_success_at IS NULL OR c.ok >= e.last_success_at + interval '1 second'
+             OR e.failing_since IS DISTINCT FROM c.fail
+    END
+"""
+
+_UPDATE_DELIVERIES = """
+    UPDATE deliveries AS d
+    SET status = u.status, reason = NULL, attempts = u.attempt,
+        next_attempt_at = u.next_attempt_at,
+        waiting_reason = CASE WHEN u.status = 'pending' THEN 'retry_scheduled' END,
+        lease_owner = NULL, lease_expires_at = NULL,
+        last_attempt_at = u.started_at, last_status_code = u.status_code, updated_at = $7
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[],
+                $6::int[]) AS u (id, status, attempt, next_attempt_at, started_at, status_code)
+    WHERE d.id = u.id
+    RETURNING d.id
+"""
+
+_INSERT_ATTEMPTS = """
+    INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, status_code,
+        failure_kind, response_excerpt, detail)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
+                         $5::float8[], $6::int[], $7::text[], $8::bytea[], $9::text[])
+"""
+
+INSERT_CIPHERTEXT = (
+    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES ($1, $2, $3)"
+)
+
+SELECT_DELIVERIES = (
+    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
+    "JOIN events AS e ON e.id = d.event_id"
+)
+
+# The filters of list_deliveries and count_deliveries: $1 endpoint, $2 statuses, $3 types,
+# $4 since (inclusive), $5 until (exclusive); NULL means "any".
+MATCHING_DELIVERIES = """
+    WHERE d.endpoint_id = $1
+      AND ($2::text[] IS NULL OR d.status = ANY($2))
+      AND ($3::text[] IS NULL OR e.type = ANY($3))
+      AND ($4::timestamptz IS NULL OR d.created_at >= $4)
+      AND ($5::timestamptz IS NULL OR d.created_at < $5)
+"""
+
+COUNT_DELIVERIES = (
+    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
+    + MATCHING_DELIVERIES
+)
+
+
+def endpoint_config(endpoint: Endpoint, updated_at: datetime) -> tuple[Any, ...]:
+    """$1..$7 of `postgres.py`'s endpoint statements: the columns a PATCH may change."""
+    return (
+        endpoint.url,
+        endpoint.scope.value,
+        schema.dump_event_types(endpoint.event_types),
+        endpoint.rate_limit,
+        endpoint.description,
+        schema.dump_metadata(endpoint.metadata),
+        updated_at,
+    )
+
+
+async def replay(
+    conn: Conn,
+    delivery_ids: Sequence[str],
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    job_id: str | None = None,
+) -> int:
+    """Reset deliveries to a fresh ladder and record the replay; return how many existed."""
+    replayed = await conn.fetch(
+        """
+        WITH replayed AS (
+            UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
+                next_attempt_at = $2, waiting_reason = 'replay_queued', lease_owner = NULL,
+                lease_expires_at = NULL,
+                updated_at = $2
+            WHERE id = ANY($1::text[])
+            RETURNING id
+        )
+        INSERT INTO replays (delivery_id, actor, reason, at, job_id)
+        SELECT id, $3, $4, $2, $5 FROM replayed
+        RETURNING delivery_id
+        """,
+        list(delivery_ids),
+        now,
+        actor,
+        reason,
+        job_id,
+    )
+    return len(replayed)
+
+
+def replay_filter_args(selection: ReplayFilter) -> tuple[Any, ...]:
+    """$1..$5 of MATCHING_DELIVERIES for a bulk replay's filter."""
+    return (
+        selection.endpoint_id,
+        sorted(s.value for s in selection.statuses),
+        None if selection.types is None else sorted(selection.types),
+        selection.since,
+        selection.until,
+    )
+
+
+class ReplayJobRaceError(Exception):
+    """An active twin blocked our insert, then finished before we could read it: retry."""
+
+
+async def create_replay_job(
+    conn: Conn, *, row: tuple[Any, ...], selection: ReplayFilter, filter_key: str
+) -> tuple[Record, bool]:
+    """Run inside a transaction. The partial unique index on active jobs' filter_key makes
+    concurrent submissions of one filter (from any replica) insert one job."""
+    job_id, created_at = row[0], row[-1]
+    inserted = await conn.fetchrow(_INSERT_REPLAY_JOB, *row)
+    if inserted is None:
+        existing = await conn.fetchrow(_ACTIVE_JOB_BY_FILTER, filter_key)
+        if existing is None:  # it finished between our insert and this read
+            raise ReplayJobRaceError(filter_key)
+        return existing, False
+    status = await conn.execute(
+        "INSERT INTO replay_job_items (job_id, delivery_id) "  # noqa: S608 - constant text
+        "SELECT $6, d.id FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "
+        + MATCHING_DELIVERIES,
+        *replay_filter_args(selection),
+        job_id,
+    )
+    total = int(status.rpartition(" ")[2] or 0)
+    state = ReplayJobStatus.QUEUED if total else ReplayJobStatus.SUCCEEDED
+    job = await conn.fetchrow(
+        "UPDATE replay_jobs SET total = $2, status = $3, finished_at = $4 WHERE id = $1 "
+        "RETURNING *",
+        job_id,
+        total,
+        state.value,
+        None if total else created_at,
+    )
+    if job is None:  # inserted above, in this transaction
+        raise LookupError(f"replay job {job_id} vanished while it was created")
+    return job, True
+
+
+async def advance_replay_job(
+    conn: Conn, *, job_id: str, limit: int, now: datetime
+) -> tuple[Record | None, int]:
+    """Run inside a transaction. The job's row lock serialises replicas stepping it."""
+    job = await conn.fetchrow("SELECT * FROM replay_jobs WHERE id = $1 FOR UPDATE", job_id)
+    if job is None or job["status"] not in (ReplayJobStatus.QUEUED, ReplayJobStatus.RUNNING):
+        return job, 0
+    taken = [
+        row[0]
+        for row in await conn.fetch(
+            """
+            DELETE FROM replay_job_items WHERE job_id = $1 AND delivery_id IN (
+                SELECT delivery_id FROM replay_job_items WHERE job_id = $1
+                ORDER BY delivery_id LIMIT $2)
+            RETURNING delivery_id
+            """,
+            job_id,
+            limit,
+        )
+    ]
+    taken.sort()
+    await replay(conn, taken, actor=job["actor"], reason=job["reason"], now=now, job_id=job_id)
+    more = await conn.fetchval("SELECT 1 FROM replay_job_items WHERE job_id = $1 LIMIT 1", job_id)
+    status = ReplayJobStatus.RUNNING if more else ReplayJobStatus.SUCCEEDED
+    job = await conn.fetchrow(
+        """
+        UPDATE replay_jobs SET done = done + $2, status = $3, updated_at = $4,
+            finished_at = $5
+        WHERE id = $1 RETURNING *
+        """,
+        job_id,
+        len(taken),
+        status.value,
+        now,
+        None if more else now,
+    )
+    return job, len(taken)
+
+
+_ACTIVE_JOB_BY_FILTER = (
+    "SELECT * FROM replay_jobs WHERE filter_key = $1 AND status IN ('queued', 'running')"
+)
+
+_INSERT_REPLAY_JOB = """
+    INSERT INTO replay_jobs (id, organization_id, endpoint_id, filter_key, since, until,
+        statuses, types, status, actor, reason, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'queued', $9, $10, $11, $11)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""

@@ -1,0 +1,1 @@
+"""The SQLite backend: `SQLiteStore`, its queries and its migrations."""
