@@ -7,12 +7,12 @@ rotate) add it explicitly.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from dispatcher.core.models import ApiKeyRecord, Endpoint, Organization
+from dispatcher.core.models import Endpoint, Organization, rfc3339
+from dispatcher.core.scopes import key_view
 from dispatcher.store.base import (
     AttemptRecord,
     DeadLetterRecord,
@@ -23,13 +23,6 @@ from dispatcher.store.base import (
 )
 
 JSON = dict[str, Any]
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    """`2026-06-09T12:00:00.123Z` (milliseconds, UTC)."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def endpoint(e: Endpoint) -> JSON:
@@ -147,12 +140,4 @@ def organization(org: Organization) -> JSON:
     return {"id": org.id, "parentOrganizationId": org.parent_id, "status": org.status.value}
 
 
-def api_key(key: ApiKeyRecord) -> JSON:
-    return {
-        "id": key.id,
-        "organizationId": key.organization_id,
-        "scopes": sorted(key.scopes),
-        "name": key.name,
-        "createdAt": rfc3339(key.created_at),
-        "revokedAt": rfc3339(key.revoked_at),
-    }
+api_key = key_view  # the CLI's `keys list --json` prints the same shape

@@ -8,7 +8,7 @@ destinations) decides over them. Nothing in this module does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -195,3 +195,10 @@ class ApiKeyRecord:
     name: str
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    """`2026-06-09T12:00:00.123Z` (milliseconds, UTC): how every API and CLI shows a time."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

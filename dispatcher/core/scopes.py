@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from dispatcher.core.models import ApiKeyRecord, Endpoint, EndpointScope
+from dispatcher.core.models import ApiKeyRecord, Endpoint, EndpointScope, rfc3339
 
 KEY_PREFIX = "lwk_"
 _KEY_LENGTH = len(KEY_PREFIX) + 43  # 32 bytes as unpadded base64url
@@ -136,3 +136,15 @@ def unauthorised_firehoses(
         if key is None or not holds(key, Scope.ORG_ADMIN):
             refused.add(endpoint.id)
     return frozenset(refused)
+
+
+def key_view(key: ApiKeyRecord) -> dict[str, object]:
+    """A key's JSON shape (never its secret or hash), for the API and `webhooks keys list`."""
+    return {
+        "id": key.id,
+        "organizationId": key.organization_id,
+        "scopes": sorted(key.scopes),
+        "name": key.name,
+        "createdAt": rfc3339(key.created_at),
+        "revokedAt": rfc3339(key.revoked_at),
+    }

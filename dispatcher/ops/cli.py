@@ -1,6 +1,7 @@
 """The `webhooks` command (also `python -m dispatcher`).
 
-Service commands (`serve`, `dev`, `demo`, `migrate`) read `WEBHOOKS_*` settings; `publish`
+Service commands (`serve`, `dev`, `demo`, `migrate`) read `WEBHOOKS_*` settings (the first
+three are launched by `dispatcher.__main__`, which sits above the service); `publish`
 produces an event to Kafka; `keys` manages API keys directly in WEBHOOKS_DATABASE_URL (no
 server needed, so the first key can be made). The on-call commands (`endpoints`,
 `deliveries`, `replay`, `dead-letters`, `events`, `orgs`, in dispatcher.ops.oncall) talk to the
@@ -46,16 +47,6 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
 
 
 # -- service commands -------------------------------------------------------------------
-
-
-async def _serve(settings: Settings) -> int:
-    from dispatcher import logs
-    from dispatcher.service import Service
-
-    settings.require_production()
-    logs.configure(settings.log_level)
-    await Service(settings).run()
-    return 0
 
 
 async def _migrate(settings: Settings) -> int:
@@ -171,10 +162,12 @@ async def _keys_create(store: Store, args: argparse.Namespace) -> int:
 
 
 async def _keys_list(store: Store, args: argparse.Namespace) -> int:
-    from dispatcher.api.views import api_key
+    from dispatcher.core.scopes import key_view
     from dispatcher.ops.console import table
 
-    keys = [api_key(k) for k in await store.list_api_keys(organization_id=args.org)]
+    keys: list[dict[str, Any]] = [
+        key_view(k) for k in await store.list_api_keys(organization_id=args.org)
+    ]
     if args.json:
         print(orjson.dumps(keys).decode())
         return 0
@@ -259,36 +252,34 @@ def build_parser() -> argparse.ArgumentParser:
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-async def _dev(environ: Mapping[str, str]) -> int:
-    from devtools import demo
-    from dispatcher import logs
-
-    logs.configure(environ.get("WEBHOOKS_LOG_LEVEL", "warning"))
-    return await demo.run_dev(environ)
-
-
-async def _demo(environ: Mapping[str, str]) -> int:
-    from devtools import demo
-    from dispatcher import logs
-
-    logs.configure(environ.get("WEBHOOKS_LOG_LEVEL", "warning"))
-    return await demo.run_demo(environ)
+# The commands that run the service itself (`serve`) or the embedded stack (`dev`, `demo`)
+# live above this layer; `dispatcher.__main__` passes them in by name.
+Launcher = Callable[[Mapping[str, str]], Coroutine[Any, Any, int]]
+LAUNCHED = ("serve", "dev", "demo")
 
 
 COMMANDS: dict[str, Command] = {
-    "serve": lambda settings, args: _serve(settings),
     "migrate": lambda settings, args: _migrate(settings),
     "publish": _publish,
     "keys": _keys,
 }
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    launchers: Mapping[str, Launcher] | None = None,
+) -> int:
+    """Run one `webhooks` command; `launchers` run `serve`, `dev` and `demo`."""
     args = build_parser().parse_args(argv)
     environ = os.environ if environ is None else environ
     try:
-        if args.command in {"dev", "demo"}:  # embedded defaults first, then the settings
-            return run_async((_dev if args.command == "dev" else _demo)(environ))
+        if args.command in LAUNCHED:
+            launcher = (launchers or {}).get(args.command)
+            if launcher is None:
+                raise CommandError("not available here: run it as `webhooks` (dispatcher.__main__)")
+            return run_async(launcher(environ))
         if args.command in oncall.COMMANDS:  # WEBHOOKS_URL and WEBHOOKS_API_KEY only
             return run_async(oncall.run(args, environ))
         settings = Settings.from_env(environ)

@@ -40,6 +40,7 @@ from dispatcher.core.models import (
     EndpointScope,
     EndpointStatus,
     Event,
+    rfc3339,
 )
 from dispatcher.core.routing import Target
 from dispatcher.core.scopes import Scope
@@ -162,7 +163,7 @@ async def rotate_secret(request: web.Request, principal: Principal) -> web.Respo
     except LookupError:
         raise ApiError("NOT_FOUND", "no such webhook") from None
     stored = await _refreshed(ctx, endpoint.id)
-    previous_until = views.rfc3339(now + timedelta(seconds=grace))
+    previous_until = rfc3339(now + timedelta(seconds=grace))
     return json_response(
         {**views.endpoint(stored), "secret": secret, "previousSecretExpiresAt": previous_until}
     )
