@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from dispatcher import logs
+from dispatcher.errors import CommandError
 from dispatcher.ops import cli
 from dispatcher.settings import Settings
 
@@ -27,7 +28,7 @@ async def _embedded(command: str, environ: Mapping[str, str]) -> int:
     try:
         from devtools import demo
     except ImportError:
-        raise cli.CommandError(
+        raise CommandError(
             "needs the development tools (devtools/), which ship only in a source checkout: "
             f"run `make {command}` there"
         ) from None

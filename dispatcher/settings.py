@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dispatcher.core.destinations import parse_cidr_list
+from dispatcher.errors import ConfigurationError, SettingsError
 
 T = TypeVar("T")
 
@@ -21,14 +22,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class SettingsError(ValueError):
-    """One or more `WEBHOOKS_*` variables are invalid; `problems` lists every one."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 def parse_duration(text: str) -> float:
@@ -40,11 +33,11 @@ def parse_duration(text: str) -> float:
         pass
     else:
         if value < 0:
-            raise ValueError(f"{text!r} is negative")
+            raise ConfigurationError(f"{text!r} is negative")
         return value
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 5s, 5m, 2h, 5d)")
+        raise ConfigurationError(f"{text!r} is not a duration (use e.g. 500ms, 5s, 5m, 2h, 5d)")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -352,7 +345,7 @@ class Settings:
             raw = environ.get(field.env, field.default)
             try:
                 values[field.attr] = field.parse(raw)
-            except ValueError as exc:
+            except (ValueError, ConfigurationError) as exc:
                 problems.append(f"{field.env}={raw!r}: {exc}")
         values.update(overrides)
         if not problems and values["lease"] <= values["delivery_timeout"]:

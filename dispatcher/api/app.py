@@ -19,7 +19,6 @@ from dispatcher.api.context import (
     MAX_BODY_BYTES,
     REQUEST_ID,
     ApiContext,
-    ApiError,
     Handler,
     error_response,
 )
@@ -33,7 +32,7 @@ from dispatcher.api.routes import (
     webhooks,
 )
 from dispatcher.clock import new_id
-from dispatcher.store import StoreUnavailableError
+from dispatcher.errors import ApiError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,12 @@ from functools import wraps
 
 from aiohttp import web
 
-from dispatcher.api.context import CONTEXT, ApiContext, ApiError, Handler
+from dispatcher.api.context import CONTEXT, ApiContext, Handler
 from dispatcher.api.validation import ORG_ID
 from dispatcher.core.models import ApiKeyRecord
 from dispatcher.core.ratelimit import TokenBucket
 from dispatcher.core.scopes import Scope, hash_key, holds, looks_like_key
+from dispatcher.errors import ApiError
 
 ORGANIZATION_HEADER = "X-Layers-Organization"
 

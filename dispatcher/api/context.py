@@ -58,16 +58,6 @@ STATUS_CODES = {
 }
 
 
-class ApiError(Exception):
-    """Raised by handlers; rendered as the error shape with its stable code."""
-
-    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
 def json_response(data: object, *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 

@@ -18,10 +18,10 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from dispatcher.api.context import ApiError
 from dispatcher.core.catalog import Catalog
-from dispatcher.core.destinations import DestinationError, DestinationPolicy
+from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.models import Endpoint, EndpointScope
+from dispatcher.errors import ApiError, DestinationError
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")

@@ -40,6 +40,8 @@ from urllib.parse import urldefrag, urljoin
 import jsonschema_rs
 import orjson
 
+from dispatcher.errors import CatalogError, UnknownEventTypeError
+
 ENVELOPE_FILE = "envelope.schema.json"
 _SUFFIX = ".schema.json"
 # The wheel ships the schemas inside the package; a source checkout (and an editable install)
@@ -48,18 +50,6 @@ _PACKAGED = Path(__file__).resolve().parents[1] / "schemas"
 _SOURCE = Path(__file__).resolve().parents[2] / "schemas"
 _MAX_MESSAGE = 200  # characters: messages quote the offending value, which may be huge
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-class CatalogError(Exception):
-    """The schemas on disk are not a usable catalog (raised by `Catalog.load`)."""
-
-
-class UnknownEventTypeError(LookupError):
-    """The event type is not in the catalog."""
-
-    def __init__(self, event_type: str) -> None:
-        super().__init__(f"{event_type!r} is not in the event catalog")
-        self.event_type = event_type
 
 
 def format_path(path: tuple[str | int, ...]) -> str:

@@ -26,6 +26,8 @@ from urllib.parse import quote
 
 import idna
 
+from dispatcher.errors import ConfigurationError, DestinationError
+
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
 
@@ -120,10 +122,6 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 
 
-class DestinationError(ValueError):
-    """A URL or address the guard refuses. The message is for humans (a 422, an attempt)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedDestination:
     """A URL that passed `validate_url`, in canonical form."""
@@ -207,7 +205,7 @@ def parse_cidr_list(text: str) -> tuple[Network, ...]:
         except ValueError as exc:
             errors.append(f"{part!r} is not a CIDR network ({exc})")
     if errors:
-        raise ValueError("; ".join(errors))
+        raise ConfigurationError("; ".join(errors))
     return tuple(networks)
 
 

@@ -57,6 +57,7 @@ import orjson
 
 from dispatcher.core.catalog import Catalog, Violation, format_path
 from dispatcher.core.models import Event
+from dispatcher.errors import EventError
 
 MAX_DEPTH = 32
 DEFAULT_MAX_BYTES = 256 * 1024  # WEBHOOKS_MAX_EVENT_BYTES' default
@@ -95,7 +96,7 @@ class Rejection:
     detail: str  # precise, for humans
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(EventError):
     """`encode_event` was asked for an event the consumer would reject."""
 
     def __init__(self, rejection: Rejection) -> None:
@@ -156,10 +157,10 @@ def encode_event(
     rejection the consumer would give.
     """
     if data.get("organizationId", organization_id) != organization_id:
-        raise ValueError(f"data.organizationId is not {organization_id!r}")
+        raise EventError(f"data.organizationId is not {organization_id!r}")
     moment = created
     if moment.utcoffset() is None:
-        raise ValueError("created must be timezone-aware")
+        raise EventError("created must be timezone-aware")
     envelope = {
         "id": event_id,
         "type": event_type,

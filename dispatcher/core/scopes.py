@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dispatcher.core.models import ApiKeyRecord, Endpoint, EndpointScope, rfc3339
+from dispatcher.errors import KeyRequestError
 
 KEY_PREFIX = "lwk_"
 _KEY_LENGTH = len(KEY_PREFIX) + 43  # 32 bytes as unpadded base64url
@@ -39,10 +40,6 @@ class Scope(StrEnum):
 
 ORG_SCOPES = frozenset({Scope.WEBHOOKS_READ, Scope.WEBHOOKS_WRITE, Scope.ORG_ADMIN})
 OPERATOR_SCOPES = frozenset({Scope.OPS_READ, Scope.OPS_REPLAY, Scope.PLATFORM_ORGS})
-
-
-class KeyRequestError(ValueError):
-    """A key request that cannot be honoured (bad scopes, organization)."""
 
 
 def parse_scopes(text: str | Iterable[str], *, operator: bool) -> frozenset[Scope]:

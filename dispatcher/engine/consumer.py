@@ -44,8 +44,8 @@ from dispatcher.core.envelope import Rejection, RejectReason, decode_event
 from dispatcher.core.models import DeadLetter, Event
 from dispatcher.engine.intake import Intake
 from dispatcher.engine.scheduler import Scheduler
+from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
-from dispatcher.store import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 

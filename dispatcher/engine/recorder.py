@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import TypeVar
 
 from dispatcher.core.models import AttemptResult, WaitingReason
+from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
-from dispatcher.store import Store, StoreUnavailableError
+from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")

@@ -19,7 +19,8 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from dispatcher.store import Store, StoreUnavailableError
+from dispatcher.errors import StoreUnavailableError
+from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
 

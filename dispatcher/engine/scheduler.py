@@ -54,8 +54,9 @@ from dispatcher.core.retry import RetryPolicy, next_step
 from dispatcher.engine.delivery.client import DeliveryClient
 from dispatcher.engine.directory import Directory
 from dispatcher.engine.recorder import Recorder
+from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
-from dispatcher.store import Store, StoreUnavailableError
+from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
 

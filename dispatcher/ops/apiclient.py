@@ -16,17 +16,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from dispatcher.errors import ApiClientError
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 30.0  # seconds per request
-
-
-class ApiClientError(Exception):
-    """A request that did not succeed, explained in one line."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,19 +21,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from dispatcher import __version__
+from dispatcher.errors import CommandError, ConfigurationError, UsageError
 from dispatcher.ops import oncall
-from dispatcher.ops.apiclient import ApiClientError
-from dispatcher.settings import Settings, SettingsError
+from dispatcher.settings import Settings
 
 if TYPE_CHECKING:
     from dispatcher.store import Store
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-
-
-class CommandError(Exception):
-    """A failure to report as one line (no traceback)."""
 
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:
@@ -66,6 +62,7 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from dispatcher.clock import new_id, utcnow
     from dispatcher.core.catalog import Catalog
     from dispatcher.core.envelope import encode_event
+    from dispatcher.errors import EventError
 
     if not settings.kafka_bootstrap_servers:
         raise CommandError("WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS is not set")
@@ -92,7 +89,7 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
             event_id=args.id or new_id("evt"),
             created=utcnow(),
         )
-    except ValueError as exc:
+    except EventError as exc:
         raise CommandError(str(exc)) from exc
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False
@@ -119,8 +116,8 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    from dispatcher.core.scopes import KeyRequestError
-    from dispatcher.store import StoreUnavailableError, open_store
+    from dispatcher.errors import KeyRequestError, StoreUnavailableError
+    from dispatcher.store import open_store
     from dispatcher.store.secretbox import SecretBox
 
     # Keys need no endpoint secrets: any box opens the store when no key is configured.
@@ -284,14 +281,14 @@ def main(
             return run_async(oncall.run(args, environ))
         settings = Settings.from_env(environ)
         return run_async(COMMANDS[args.command](settings, args))
-    except SettingsError as exc:
+    except ConfigurationError as exc:  # every bad setting, the database URL, the key
         print(f"webhooks: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CommandError, ApiClientError) as exc:
-        print(f"webhooks {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except oncall.UsageError as exc:
+    except UsageError as exc:
         print(f"webhooks {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandError as exc:  # ApiClientError too
+        print(f"webhooks {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

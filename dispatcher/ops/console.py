@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from dispatcher.errors import ConfigurationError, UsageError
 from dispatcher.settings import parse_duration
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})\Z")
@@ -17,14 +18,14 @@ _MAX_CELL = 60
 
 def parse_when(text: str, *, now: datetime) -> datetime:
     """`2026-06-09T12:00:00Z` (an explicit offset is required) or `2h`, `30m`, `45s`, `3d`
-    meaning that long before `now`. Raises ValueError with a readable message."""
+    meaning that long before `now`. Raises UsageError with a readable message."""
     value = text.strip()
     if _RFC3339.match(value):
         return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     try:
         ago = parse_duration(value)
-    except ValueError:
-        raise ValueError(
+    except ConfigurationError:
+        raise UsageError(
             f"{text!r} is neither an RFC 3339 time (2026-06-09T12:00:00Z) "
             "nor a duration ago (30m, 2h, 3d)"
         ) from None

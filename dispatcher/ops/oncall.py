@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from dispatcher.ops.apiclient import ApiClient, ApiClientError, ClientConfig
+from dispatcher.errors import ApiClientError, ConfigurationError, UsageError
+from dispatcher.ops.apiclient import ApiClient, ClientConfig
 from dispatcher.ops.console import ProgressLine, details, parse_when, rfc3339, table
 from dispatcher.settings import parse_duration
 
@@ -56,10 +57,6 @@ POLL_INTERVAL = 0.25  # seconds between looks at a replay job
 Handler = Callable[[ApiClient, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
-class UsageError(Exception):
-    """Bad command-line input, reported as one line."""
-
-
 def emit(args: argparse.Namespace, data: Any, human: str) -> None:
     print(orjson.dumps(data).decode() if args.json else human)
 
@@ -69,8 +66,8 @@ def _when(text: str | None) -> str | None:
         return None
     try:
         return rfc3339(parse_when(text, now=datetime.now(UTC)))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # an RFC 3339 shape with impossible values (month 13)
+        raise UsageError(f"{text!r} is not a valid time ({exc})") from None
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
@@ -152,7 +149,7 @@ async def endpoints_delete(api: ApiClient, args: argparse.Namespace) -> None:
 async def endpoints_rotate(api: ApiClient, args: argparse.Namespace) -> None:
     try:
         grace = int(parse_duration(args.grace))
-    except ValueError as exc:
+    except ConfigurationError as exc:
         raise UsageError(f"--grace: {exc}") from None
     rotated = await api.post(f"/v1/webhooks/{args.id}/rotate-secret", {"graceSeconds": grace})
     human = (

@@ -10,6 +10,7 @@ Both pass one contract suite (tests/dispatcher/store/contract.py).
 
 from __future__ import annotations
 
+from dispatcher.errors import DatabaseUrlError, StoreUnavailableError
 from dispatcher.store.base import (
     AttemptRecord,
     DeadLetterRecord,
@@ -19,7 +20,6 @@ from dispatcher.store.base import (
     IngestResult,
     ReplayRecord,
     Store,
-    StoreUnavailableError,
 )
 from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.schema import Clock, system_clock
@@ -55,13 +55,13 @@ def open_store(
     """The store for `WEBHOOKS_DATABASE_URL`, not yet opened: use it as `async with`.
 
     `clock` stamps bookkeeping times (received_at, updated_at); `pool_size` is the number of
-    PostgreSQL connections (SQLite always uses one). Raises ValueError for a URL it cannot
-    use; the message never repeats the URL, which may carry a password.
+    PostgreSQL connections (SQLite always uses one). Raises DatabaseUrlError for a URL it
+    cannot use; the message never repeats the URL, which may carry a password.
     """
     if url.startswith("sqlite:"):
         path = url.removeprefix(_SQLITE_PREFIX) if url.startswith(_SQLITE_PREFIX) else ""
         if not path or "?" in path or path == ":memory:":
-            raise ValueError(
+            raise DatabaseUrlError(
                 "a SQLite database URL names a file: sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db (no in-memory databases, no query options)"
             )
@@ -69,7 +69,7 @@ def open_store(
     if url.startswith(_POSTGRES_SCHEMES):
         return PostgresStore(url, secret_box=secret_box, clock=clock, pool_size=pool_size)
     scheme = url.partition("://")[0] if "://" in url else "(none)"
-    raise ValueError(
+    raise DatabaseUrlError(
         f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db or "
         "postgresql://user@host:port/database"
     )

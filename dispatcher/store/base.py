@@ -166,10 +166,6 @@ class ReplayStep:
     processed: int  # matched deliveries taken off the job (replayed, or gone since)
 
 
-class StoreUnavailableError(Exception):
-    """The database could not be reached or refused the operation (infrastructure fault)."""
-
-
 class Store(Protocol):
     """Persistent state. Every method is one transaction; times are aware UTC datetimes."""
 

@@ -26,14 +26,12 @@ from typing import Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from dispatcher.errors import DecryptionError, EncryptionKeyError
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _TAG_BYTES = 16
 _HEADER_BYTES = 1 + NONCE_BYTES
-
-
-class DecryptionError(ValueError):
-    """A sealed secret could not be opened: unknown key, wrong aad, or tampered bytes."""
 
 
 def new_endpoint_secret() -> str:
@@ -66,25 +64,29 @@ class SecretBox:
         """
         entries = [entry.strip() for entry in text.split(",")]
         if entries == [""]:
-            raise ValueError("no encryption key given: expected standard base64 of 32 bytes")
+            raise EncryptionKeyError(
+                "no encryption key given: expected standard base64 of 32 bytes"
+            )
         keys: list[bytes] = []
         for number, entry in enumerate(entries, start=1):
             if not entry:
-                raise ValueError(f"encryption key #{number} is empty (stray comma?)")
+                raise EncryptionKeyError(f"encryption key #{number} is empty (stray comma?)")
             try:
                 key = base64.b64decode(entry, validate=True)
             except binascii.Error:
-                raise ValueError(
+                raise EncryptionKeyError(
                     f"encryption key #{number} is not standard base64 "
                     "(alphabet A-Z a-z 0-9 + /, '=' padding)"
                 ) from None
             if len(key) != KEY_BYTES:
-                raise ValueError(
+                raise EncryptionKeyError(
                     f"encryption key #{number} decodes to {len(key)} bytes; "
                     f"expected {KEY_BYTES} (e.g. `openssl rand -base64 32`)"
                 )
             if key in keys:
-                raise ValueError(f"encryption key #{number} repeats key #{keys.index(key) + 1}")
+                raise EncryptionKeyError(
+                    f"encryption key #{number} repeats key #{keys.index(key) + 1}"
+                )
             keys.append(key)
         return cls(keys)
 

@@ -10,7 +10,6 @@ import pytest
 
 from dispatcher.core.models import ApiKeyRecord, Endpoint, EndpointScope
 from dispatcher.core.scopes import (
-    KeyRequestError,
     Scope,
     generate_key,
     hash_key,
@@ -20,6 +19,7 @@ from dispatcher.core.scopes import (
     parse_scopes,
     unauthorised_firehoses,
 )
+from dispatcher.errors import KeyRequestError
 
 NOW = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
 

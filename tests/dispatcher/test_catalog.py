@@ -12,7 +12,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from dispatcher.core.catalog import Catalog, CatalogError, UnknownEventTypeError, format_path
+from dispatcher.core.catalog import Catalog, format_path
+from dispatcher.errors import CatalogError, UnknownEventTypeError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EVENT_TYPES = (

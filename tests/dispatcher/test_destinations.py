@@ -11,12 +11,12 @@ import pytest
 
 from dispatcher.core.destinations import (
     REFUSED_NETWORKS,
-    DestinationError,
     DestinationPolicy,
     ParsedDestination,
     parse_cidr_list,
     validate_url,
 )
+from dispatcher.errors import ConfigurationError, DestinationError
 
 POLICY = DestinationPolicy()
 
@@ -346,7 +346,7 @@ def test_parse_cidr_list(text: str, expected: tuple[object, ...]) -> None:
 
 def test_parse_cidr_list_reports_every_bad_entry() -> None:
     """Every malformed entry is named in one error."""
-    with pytest.raises(ValueError, match=r"is not a CIDR network") as bad:
+    with pytest.raises(ConfigurationError, match=r"is not a CIDR network") as bad:
         parse_cidr_list("127.0.0.1/8, 10.0.0.0/8, nope")
     assert str(bad.value).startswith("'127.0.0.1/8' is not a CIDR network")
     assert "'nope' is not a CIDR network" in str(bad.value)

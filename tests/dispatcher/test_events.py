@@ -24,6 +24,7 @@ from dispatcher.core.envelope import (
     encode_event,
 )
 from dispatcher.core.models import Event
+from dispatcher.errors import EventError
 
 CATALOG = Catalog.load()
 GOOD: dict[str, Any] = {
@@ -533,7 +534,7 @@ def test_encode_event_refuses_what_the_consumer_would_reject() -> None:
 
 def test_encode_event_refuses_a_conflicting_organization() -> None:
     """A data.organizationId other than the one given is a caller bug."""
-    with pytest.raises(ValueError, match=re.escape("data.organizationId is not 'org_b'")):
+    with pytest.raises(EventError, match=re.escape("data.organizationId is not 'org_b'")):
         encode_event(
             "webhook.test",
             "org_b",
@@ -546,7 +547,7 @@ def test_encode_event_refuses_a_conflicting_organization() -> None:
 
 def test_encode_event_refuses_a_naive_time() -> None:
     """`created` must carry a timezone."""
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(EventError, match="timezone-aware"):
         encode_event(
             "webhook.test",
             "org_acme",

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from dispatcher.store.secretbox import KEY_BYTES, DecryptionError, SecretBox, new_endpoint_secret
+from dispatcher.errors import DecryptionError, EncryptionKeyError
+from dispatcher.store.secretbox import KEY_BYTES, SecretBox, new_endpoint_secret
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
@@ -96,14 +97,14 @@ def test_from_setting_accepts_a_comma_list_first_key_encrypts() -> None:
 )
 def test_from_setting_rejects_bad_input_precisely(setting: str, message: str) -> None:
     """Each kind of bad setting names the entry and the problem."""
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(EncryptionKeyError, match=re.escape(message)):
         SecretBox.from_setting(setting)
 
 
 def test_errors_never_echo_key_material() -> None:
     """A wrong-length key's error message does not contain the key text."""
     text = b64(bytes(range(24)))
-    with pytest.raises(ValueError, match="decodes to 24 bytes") as info:
+    with pytest.raises(EncryptionKeyError, match="decodes to 24 bytes") as info:
         SecretBox.from_setting(text)
     assert text not in str(info.value)
 

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from dispatcher.settings import FIELDS, Settings, SettingsError, parse_duration
+from dispatcher.errors import SettingsError
+from dispatcher.settings import FIELDS, Settings, parse_duration
 
 
 def test_defaults_match_the_design() -> None:

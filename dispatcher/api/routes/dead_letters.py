@@ -14,10 +14,11 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.context import ApiContext, ApiError, json_response
+from dispatcher.api.context import ApiContext, json_response
 from dispatcher.api.validation import Query, invalid, page, read_body, resource_id
 from dispatcher.core.envelope import Rejection, RejectReason, decode_event
 from dispatcher.core.scopes import Scope
+from dispatcher.errors import ApiError
 from dispatcher.store.base import DeadLetterRecord
 
 operator_reads = guarded(org=None, operator=Scope.OPS_READ)

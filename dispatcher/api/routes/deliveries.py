@@ -14,11 +14,12 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.context import ApiContext, ApiError, json_response
+from dispatcher.api.context import ApiContext, json_response
 from dispatcher.api.routes.webhooks import load_endpoint, reads
 from dispatcher.api.validation import Query, page, read_body, reason, resource_id
 from dispatcher.core.models import DeliveryStatus
 from dispatcher.core.scopes import Scope
+from dispatcher.errors import ApiError
 from dispatcher.store.base import DeliveryRecord
 
 replays = guarded(org=Scope.WEBHOOKS_WRITE, operator=Scope.OPS_REPLAY, mutating=True)

@@ -14,10 +14,11 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.context import ApiError, json_response
+from dispatcher.api.context import json_response
 from dispatcher.api.routes.deliveries import endpoint_organization
 from dispatcher.api.routes.webhooks import reads
 from dispatcher.api.validation import resource_id
+from dispatcher.errors import ApiError
 
 # The wheel ships schemas/ inside the package; a source checkout reads the repository's.
 _PACKAGED = Path(__file__).resolve().parents[2] / "schemas" / "openapi.yaml"

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatcher.api.context import CONTEXT, json_response
-from dispatcher.store import StoreUnavailableError
+from dispatcher.errors import StoreUnavailableError
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -12,10 +12,11 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.context import ApiContext, ApiError, json_response
+from dispatcher.api.context import ApiContext, json_response
 from dispatcher.api.validation import ORG_ID, invalid, read_body
 from dispatcher.core.models import Organization, OrgStatus
 from dispatcher.core.scopes import Scope
+from dispatcher.errors import ApiError
 
 MAX_DEPTH = 64  # ancestors walked looking for a cycle
 

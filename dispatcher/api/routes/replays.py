@@ -21,7 +21,7 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context
-from dispatcher.api.context import ApiError, json_response
+from dispatcher.api.context import json_response
 from dispatcher.api.routes.deliveries import replays
 from dispatcher.api.routes.webhooks import load_endpoint, reads
 from dispatcher.api.validation import (
@@ -36,6 +36,7 @@ from dispatcher.api.validation import (
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.models import DeliveryStatus
+from dispatcher.errors import ApiError
 from dispatcher.store.base import ReplayFilter
 
 

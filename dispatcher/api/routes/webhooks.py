@@ -18,7 +18,7 @@ from aiohttp import web
 
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
-from dispatcher.api.context import ApiContext, ApiError, json_response
+from dispatcher.api.context import ApiContext, json_response
 from dispatcher.api.validation import (
     DEFAULT_GRACE_SECONDS,
     MAX_GRACE_SECONDS,
@@ -30,7 +30,6 @@ from dispatcher.api.validation import (
     resource_id,
 )
 from dispatcher.clock import new_id, utcnow
-from dispatcher.core.catalog import UnknownEventTypeError
 from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.envelope import InvalidEventError, Rejection, decode_event, encode_event
 from dispatcher.core.models import (
@@ -44,6 +43,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.core.routing import Target
 from dispatcher.core.scopes import Scope
+from dispatcher.errors import ApiError, NotFoundError, UnknownEventTypeError
 from dispatcher.store.secretbox import new_endpoint_secret
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -130,7 +130,7 @@ async def update_webhook(request: web.Request, principal: Principal) -> web.Resp
         await ctx.store.set_endpoint_creator(endpoint.id, principal.key.id)
     try:
         await ctx.store.update_endpoint(updated, now=_now())
-    except LookupError:
+    except NotFoundError:
         raise ApiError("NOT_FOUND", "no such webhook") from None
     return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
 
@@ -160,7 +160,7 @@ async def rotate_secret(request: web.Request, principal: Principal) -> web.Respo
         await ctx.store.rotate_secret(
             endpoint.id, secret, now=now, old_expires_at=now + timedelta(seconds=grace)
         )
-    except LookupError:
+    except NotFoundError:
         raise ApiError("NOT_FOUND", "no such webhook") from None
     stored = await _refreshed(ctx, endpoint.id)
     previous_until = rfc3339(now + timedelta(seconds=grace))

@@ -39,8 +39,9 @@ from aiohttp.resolver import ThreadedResolver
 from layers_webhooks import Webhook
 from yarl import URL
 
-from dispatcher.core.destinations import DestinationError, DestinationPolicy
+from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.models import AttemptOutcome, FailureKind
+from dispatcher.errors import DestinationError
 
 # How long vetted DNS answers are reused. Every answer in the cache passed the guard.
 DNS_CACHE_SECONDS: Final = 10

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dispatcher.clock import new_id
 from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus, Endpoint
+from dispatcher.errors import ConflictError, IntegrityViolationError
 from dispatcher.store import schema
 from dispatcher.store.base import (
     IngestBatch,
@@ -110,7 +111,9 @@ async def _lock_stored_events(event_ids: set[str], conn: Conn) -> None:
         return
     found = {row[0] for row in await conn.fetch(_LOCK_STORED_EVENTS, sorted(event_ids))}
     if missing := event_ids - found:
-        raise ValueError(f"integrity violation: deliveries of unknown events {sorted(missing)}")
+        raise IntegrityViolationError(
+            f"integrity violation: deliveries of unknown events {sorted(missing)}"
+        )
 
 
 async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:
@@ -387,7 +390,7 @@ def replay_filter_args(selection: ReplayFilter) -> tuple[Any, ...]:
     )
 
 
-class ReplayJobRaceError(Exception):
+class ReplayJobRaceError(ConflictError):
     """An active twin blocked our insert, then finished before we could read it: retry."""
 
 
@@ -421,7 +424,7 @@ async def create_replay_job(
         None if total else created_at,
     )
     if job is None:  # inserted above, in this transaction
-        raise LookupError(f"replay job {job_id} vanished while it was created")
+        raise ConflictError(f"replay job {job_id} vanished while it was created")
     return job, True
 
 

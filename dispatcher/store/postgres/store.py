@@ -30,6 +30,7 @@ from dispatcher.core.models import (
     Organization,
     WaitingReason,
 )
+from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import schema
 from dispatcher.store.base import (
     AttemptRecord,
@@ -42,7 +43,6 @@ from dispatcher.store.base import (
     ReplayJobRecord,
     ReplayRecord,
     ReplayStep,
-    StoreUnavailableError,
 )
 from dispatcher.store.postgres import queries as q
 from dispatcher.store.secretbox import SecretBox
@@ -178,7 +178,7 @@ class PostgresStore:
                     conn.terminate()
                 raise StoreUnavailableError(f"{self!r}: {exc}") from exc
             except asyncpg.IntegrityConstraintViolationError as exc:
-                raise ValueError(f"integrity violation: {exc}") from exc
+                raise IntegrityViolationError(f"integrity violation: {exc}") from exc
             finally:
                 await pool.release(conn)
         raise AssertionError("unreachable")
@@ -310,7 +310,7 @@ class PostgresStore:
             endpoint.id,
         )
         if not changed:
-            raise LookupError(f"endpoint {endpoint.id} does not exist")
+            raise NotFoundError(f"endpoint {endpoint.id} does not exist")
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         async def work(conn: Conn) -> bool:
@@ -360,7 +360,7 @@ class PostgresStore:
             if not await conn.fetchrow(
                 "SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint_id
             ):
-                raise LookupError(f"endpoint {endpoint_id} does not exist")
+                raise NotFoundError(f"endpoint {endpoint_id} does not exist")
             # Secrets that can never sign again go; the others stop at `old_expires_at`.
             await conn.execute(
                 "DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at <= $2",

@@ -31,6 +31,7 @@ from dispatcher.core.models import (
     Organization,
     WaitingReason,
 )
+from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import schema
 from dispatcher.store.base import (
     AttemptRecord,
@@ -43,7 +44,6 @@ from dispatcher.store.base import (
     ReplayJobRecord,
     ReplayRecord,
     ReplayStep,
-    StoreUnavailableError,
 )
 from dispatcher.store.secretbox import SecretBox
 from dispatcher.store.sqlite import queries as q
@@ -155,7 +155,7 @@ class SQLiteStore:
         try:
             return await loop.run_in_executor(self._executor, self._call, work)
         except sqlite3.IntegrityError as exc:
-            raise ValueError(f"integrity violation: {exc}") from exc
+            raise IntegrityViolationError(f"integrity violation: {exc}") from exc
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", None)  # None for the module's own checks
             if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
@@ -295,7 +295,7 @@ class SQLiteStore:
             (*q.endpoint_config(endpoint, _us(now)), endpoint.id),
         )
         if not changed:
-            raise LookupError(f"endpoint {endpoint.id} does not exist")
+            raise NotFoundError(f"endpoint {endpoint.id} does not exist")
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         return await self._change("DELETE FROM endpoints WHERE id = ?", (endpoint_id,)) > 0
@@ -336,7 +336,7 @@ class SQLiteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             if not conn.execute("SELECT 1 FROM endpoints WHERE id = ?", (endpoint_id,)).fetchone():
-                raise LookupError(f"endpoint {endpoint_id} does not exist")
+                raise NotFoundError(f"endpoint {endpoint_id} does not exist")
             # Secrets that can never sign again go; the others stop at `old_expires_at`.
             conn.execute(
                 "DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?",

@@ -37,7 +37,8 @@ from dispatcher.core.models import (
     OrgStatus,
     WaitingReason,
 )
-from dispatcher.store import IngestBatch, IngestResult, Store, StoreUnavailableError
+from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
+from dispatcher.store import IngestBatch, IngestResult, Store
 from dispatcher.store.base import ReplayFilter, ReplayJobRecord, ReplayJobStatus
 from dispatcher.store.secretbox import SecretBox
 
@@ -313,7 +314,7 @@ class StoreContract:
     async def test_creating_an_existing_endpoint_id_is_a_value_error(self, store: Store) -> None:
         """A second endpoint with the same id is refused as a caller error."""
         await add_endpoints(store, "ep_1")
-        with pytest.raises(ValueError, match="integrity"):
+        with pytest.raises(IntegrityViolationError, match="integrity"):
             await store.create_endpoint(endpoint("ep_1"), SECRET, now=T0)
 
     async def test_list_endpoints_pages_by_id_within_one_org(self, store: Store) -> None:
@@ -354,7 +355,7 @@ class StoreContract:
 
     async def test_update_of_a_missing_endpoint_raises_lookup_error(self, store: Store) -> None:
         """Updating an endpoint that does not exist raises LookupError."""
-        with pytest.raises(LookupError, match="ep_gone"):
+        with pytest.raises(NotFoundError, match="ep_gone"):
             await store.update_endpoint(endpoint("ep_gone"), now=T0)
 
     async def test_set_endpoint_status_reports_only_real_changes(self, store: Store) -> None:
@@ -457,7 +458,7 @@ class StoreContract:
 
     async def test_rotating_a_missing_endpoint_raises_lookup_error(self, store: Store) -> None:
         """Rotating the secret of an endpoint that does not exist raises LookupError."""
-        with pytest.raises(LookupError, match="ep_gone"):
+        with pytest.raises(NotFoundError, match="ep_gone"):
             await store.rotate_secret("ep_gone", NEW_SECRET, now=T0, old_expires_at=T0)
 
     async def test_plaintext_secrets_never_reach_the_database(
@@ -618,7 +619,7 @@ class StoreContract:
             dead_letters=[dead_letter("dl_1", offset=7)],
         )
 
-        with pytest.raises(ValueError, match="integrity"):
+        with pytest.raises(IntegrityViolationError, match="integrity"):
             await store.ingest(broken)
 
         assert await store.get_event("evt_1") is None
@@ -1097,9 +1098,9 @@ class StoreContract:
     async def test_an_api_key_hash_or_id_cannot_repeat(self, store: Store) -> None:
         """A second key with the same hash, or the same id, is refused as a caller error."""
         await store.create_api_key(api_key("key_1", ORG, {"webhooks:read"}), "hash-1")
-        with pytest.raises(ValueError, match="integrity"):
+        with pytest.raises(IntegrityViolationError, match="integrity"):
             await store.create_api_key(api_key("key_2", ORG, {"webhooks:read"}), "hash-1")
-        with pytest.raises(ValueError, match="integrity"):
+        with pytest.raises(IntegrityViolationError, match="integrity"):
             await store.create_api_key(api_key("key_1", ORG, {"webhooks:read"}), "hash-2")
 
     async def test_set_endpoint_creator_moves_a_firehose_authorisation(self, store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.errors import DatabaseUrlError
 from dispatcher.store import PostgresStore, SQLiteStore, open_store
 from dispatcher.store.secretbox import SecretBox
 
@@ -40,12 +41,12 @@ def test_postgres_urls_open_the_postgres_backend(url: str) -> None:
 )
 def test_unusable_sqlite_urls_are_rejected(url: str) -> None:
     """A SQLite URL that does not name a plain file is a ValueError explaining the form."""
-    with pytest.raises(ValueError, match=r"sqlite:///relative/path\.db"):
+    with pytest.raises(DatabaseUrlError, match=r"sqlite:///relative/path\.db"):
         open_store(url, secret_box=BOX)
 
 
 def test_unknown_scheme_is_rejected_without_echoing_the_url() -> None:
     """An unsupported scheme names the scheme and the accepted forms, never the credentials."""
-    with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'") as info:
+    with pytest.raises(DatabaseUrlError, match="unsupported database URL scheme 'mysql'") as info:
         open_store("mysql://root:hunter2@db/webhooks", secret_box=BOX)
     assert "hunter2" not in str(info.value)

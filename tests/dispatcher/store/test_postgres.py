@@ -6,7 +6,8 @@ import asyncpg
 import pytest
 
 from devtools.broker import free_port
-from dispatcher.store import PostgresStore, Store, StoreUnavailableError
+from dispatcher.errors import StoreUnavailableError
+from dispatcher.store import PostgresStore, Store
 from dispatcher.store.secretbox import SecretBox
 from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
 
