@@ -13,7 +13,7 @@ import orjson
 
 from dispatcher.core.models import Endpoint, Organization, rfc3339
 from dispatcher.core.scopes import key_view
-from dispatcher.store.base import (
+from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,

@@ -11,7 +11,9 @@ Both pass one contract suite (tests/dispatcher/store/contract.py).
 from __future__ import annotations
 
 from dispatcher.errors import DatabaseUrlError, StoreUnavailableError
-from dispatcher.store.base import (
+from dispatcher.store.base import Store
+from dispatcher.store.postgres.store import PostgresStore
+from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
@@ -19,9 +21,7 @@ from dispatcher.store.base import (
     IngestBatch,
     IngestResult,
     ReplayRecord,
-    Store,
 )
-from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.schema import Clock, system_clock
 from dispatcher.store.secretbox import SecretBox
 from dispatcher.store.sqlite.store import SQLiteStore

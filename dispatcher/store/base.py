@@ -8,9 +8,7 @@ letters) in one transaction, and `complete` records a whole batch of attempts in
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -18,152 +16,25 @@ from dispatcher.core.models import (
     ApiKeyRecord,
     AttemptResult,
     Claim,
-    DeadLetter,
     DeliveryStatus,
     DisabledReason,
     Endpoint,
     EndpointStatus,
-    Event,
-    FailureKind,
-    NewDelivery,
     Organization,
     WaitingReason,
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IngestBatch:
-    events: Sequence[Event] = ()
-    deliveries: Sequence[NewDelivery] = ()
-    dead_letters: Sequence[DeadLetter] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IngestResult:
-    # Ids of the deliveries actually inserted; a (event id, endpoint id) pair that already
-    # existed is skipped (dedupe) and counted in `duplicate_deliveries`.
-    created: frozenset[str] = field(default_factory=frozenset)
-    duplicate_events: int = 0
-    duplicate_deliveries: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryRecord:
-    """A delivery as the API and the CLI show it."""
-
-    id: str
-    event_id: str
-    event_type: str
-    endpoint_id: str
-    status: DeliveryStatus
-    reason: str | None  # why it is suppressed
-    attempts: int  # attempts made on the current ladder (a replay resets it to 0)
-    next_attempt_at: datetime | None  # None unless pending
-    waiting_reason: WaitingReason | None  # why a pending delivery not in flight waits
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptRecord:
-    """One HTTP attempt of a delivery, kept across replays."""
-
-    id: str
-    delivery_id: str
-    attempt: int  # 1-based number on the ladder it was made on
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    failure: FailureKind | None  # None: it succeeded
-    response_excerpt: bytes
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRecord:
-    id: str
-    type: str
-    organization_id: str
-    created: datetime
-    received_at: datetime
-    body: bytes
-    delivery_count: int  # deliveries created for it; 0 is the durable "no subscribers"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetterRecord:
-    id: str
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    reason: str
-    detail: str
-    received_at: datetime
-    retried_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayRecord:
-    """One replay in a delivery's history: who, when, why (and which bulk job, if any)."""
-
-    delivery_id: str
-    actor: str
-    reason: str
-    at: datetime
-    job_id: str | None = None
-
-
-class ReplayJobStatus(StrEnum):
-    QUEUED = "queued"  # accepted, nothing replayed yet
-    RUNNING = "running"  # being drained at WEBHOOKS_REPLAY_RATE
-    SUCCEEDED = "succeeded"  # every matched delivery was replayed
-
-
-ACTIVE_REPLAY_JOB_STATUSES = (ReplayJobStatus.QUEUED, ReplayJobStatus.RUNNING)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayFilter:
-    """Which of one endpoint's deliveries a bulk replay takes: `since` inclusive and
-    `until` exclusive bound `created_at`; `types` None means every type."""
-
-    endpoint_id: str
-    since: datetime | None = None
-    until: datetime | None = None
-    statuses: frozenset[DeliveryStatus] = frozenset({DeliveryStatus.FAILED})
-    types: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayJobRecord:
-    """A bulk replay: the deliveries matching `filter` when it was created, replayed in id
-    order; `done` of `total` so far."""
-
-    id: str
-    organization_id: str
-    filter: ReplayFilter
-    status: ReplayJobStatus
-    total: int
-    done: int
-    actor: str  # the API key id that asked
-    reason: str
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayStep:
-    """What one `advance_replay_job` call did."""
-
-    job: ReplayJobRecord | None  # after the step; None if the job does not exist
-    processed: int  # matched deliveries taken off the job (replayed, or gone since)
+from dispatcher.store.records import (
+    AttemptRecord,
+    DeadLetterRecord,
+    DeliveryRecord,
+    EventRecord,
+    IngestBatch,
+    IngestResult,
+    ReplayFilter,
+    ReplayJobRecord,
+    ReplayRecord,
+    ReplayStep,
+)
 
 
 class Store(Protocol):

@@ -26,7 +26,7 @@ from dispatcher.core.models import (
     OrgStatus,
     WaitingReason,
 )
-from dispatcher.store.base import (
+from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,

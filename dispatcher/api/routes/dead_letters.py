@@ -19,7 +19,7 @@ from dispatcher.api.validation import Query, invalid, page, read_body, resource_
 from dispatcher.core.envelope import Rejection, RejectReason, decode_event
 from dispatcher.core.scopes import Scope
 from dispatcher.errors import ApiError
-from dispatcher.store.base import DeadLetterRecord
+from dispatcher.store.records import DeadLetterRecord
 
 operator_reads = guarded(org=None, operator=Scope.OPS_READ)
 operator_retries = guarded(org=None, operator=Scope.OPS_REPLAY, mutating=True)

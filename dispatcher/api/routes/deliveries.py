@@ -20,7 +20,7 @@ from dispatcher.api.validation import Query, page, read_body, reason, resource_i
 from dispatcher.core.models import DeliveryStatus
 from dispatcher.core.scopes import Scope
 from dispatcher.errors import ApiError
-from dispatcher.store.base import DeliveryRecord
+from dispatcher.store.records import DeliveryRecord
 
 replays = guarded(org=Scope.WEBHOOKS_WRITE, operator=Scope.OPS_REPLAY, mutating=True)
 

@@ -37,7 +37,7 @@ from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.models import DeliveryStatus
 from dispatcher.errors import ApiError
-from dispatcher.store.base import ReplayFilter
+from dispatcher.store.records import ReplayFilter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

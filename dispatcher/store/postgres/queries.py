@@ -17,12 +17,7 @@ from dispatcher.clock import new_id
 from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus, Endpoint
 from dispatcher.errors import ConflictError, IntegrityViolationError
 from dispatcher.store import schema
-from dispatcher.store.base import (
-    IngestBatch,
-    IngestResult,
-    ReplayFilter,
-    ReplayJobStatus,
-)
+from dispatcher.store.records import IngestBatch, IngestResult, ReplayFilter, ReplayJobStatus
 
 if TYPE_CHECKING:
     from asyncpg import Record

@@ -32,7 +32,8 @@ from dispatcher.core.models import (
 )
 from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import schema
-from dispatcher.store.base import (
+from dispatcher.store.postgres import queries as q
+from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,
@@ -44,7 +45,6 @@ from dispatcher.store.base import (
     ReplayRecord,
     ReplayStep,
 )
-from dispatcher.store.postgres import queries as q
 from dispatcher.store.secretbox import SecretBox
 
 if TYPE_CHECKING:

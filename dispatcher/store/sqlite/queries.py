@@ -27,12 +27,7 @@ from dispatcher.core.models import (
     WaitingReason,
 )
 from dispatcher.store import schema
-from dispatcher.store.base import (
-    IngestBatch,
-    IngestResult,
-    ReplayFilter,
-    ReplayJobStatus,
-)
+from dispatcher.store.records import IngestBatch, IngestResult, ReplayFilter, ReplayJobStatus
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]

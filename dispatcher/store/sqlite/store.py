@@ -33,7 +33,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import schema
-from dispatcher.store.base import (
+from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
     DeliveryRecord,

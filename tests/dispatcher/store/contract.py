@@ -39,7 +39,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import IngestBatch, IngestResult, Store
-from dispatcher.store.base import ReplayFilter, ReplayJobRecord, ReplayJobStatus
+from dispatcher.store.records import ReplayFilter, ReplayJobRecord, ReplayJobStatus
 from dispatcher.store.secretbox import SecretBox
 
 T0 = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
