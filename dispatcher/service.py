@@ -28,13 +28,16 @@ from dispatcher.core.catalog import Catalog
 from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.models import DisabledReason, Endpoint
 from dispatcher.core.operational import endpoint_disabled_event
+from dispatcher.core.policy import SchedulerConfig
 from dispatcher.core.retry import RetryPolicy
 from dispatcher.engine.consumer import EventConsumer
 from dispatcher.engine.delivery.client import DeliveryClient
 from dispatcher.engine.directory import Directory, firehose_authoriser
+from dispatcher.engine.housekeeping import Housekeeper
 from dispatcher.engine.intake import Intake
+from dispatcher.engine.poller import Poller
 from dispatcher.engine.replay import ReplayRunner
-from dispatcher.engine.scheduler import Scheduler, SchedulerConfig
+from dispatcher.engine.scheduler import Scheduler
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import Store, open_store
@@ -119,6 +122,18 @@ class Service:
                 metrics=metrics,
                 on_endpoint_disabled=self._announce_disabled,
             )
+            config = scheduler_config(settings)
+            poller = Poller(
+                store=store, scheduler=scheduler, config=config, metrics=metrics, clock=utcnow
+            )
+            housekeeper = Housekeeper(
+                store=store,
+                directory=directory,
+                scheduler=scheduler,
+                config=config,
+                metrics=metrics,
+                clock=utcnow,
+            )
             intake = Intake(
                 store=store,
                 directory=directory,
@@ -185,9 +200,9 @@ class Service:
             async with asyncio.TaskGroup() as group:
                 loops = [
                     group.create_task(consumer.run(), name="consumer"),
-                    group.create_task(scheduler.run_poller(), name="poller"),
+                    group.create_task(poller.run(), name="poller"),
                     group.create_task(scheduler.recorder.run(), name="recorder"),
-                    group.create_task(scheduler.run_housekeeping(), name="housekeeping"),
+                    group.create_task(housekeeper.run(), name="housekeeping"),
                     group.create_task(directory.run(), name="directory"),
                     group.create_task(replays.run(), name="replays"),  # API: bulk replays
                 ]

@@ -31,6 +31,7 @@ from dispatcher.core.breaker import BreakerState, Verdict
 from dispatcher.core.lanes import RATE_WINDOW, Job, Lane
 from dispatcher.core.models import WaitingReason
 from dispatcher.core.ratelimit import TokenBucket
+from dispatcher.core.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,3 +171,45 @@ def finish(lane: Lane, *, succeeded: bool | None, now: float) -> tuple[BreakerSt
     else:
         lane.breaker.record(succeeded, now)
     return before, lane.breaker.state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    policy: RetryPolicy
+    lease: float
+    poll_interval: float
+    delivery_timeout: float
+    max_in_flight: int
+    max_in_flight_per_endpoint: int
+    breaker_threshold: int
+    breaker_cooldown: float
+    instance_id: str
+    disable_after: float
+    retention: float
+    housekeeping_interval: float = 30.0
+
+    @property
+    def lane_backlog(self) -> int:
+        """Deliveries a congested lane may hold beyond its in-flight slots."""
+        return max(4 * self.max_in_flight_per_endpoint, 64)
+
+    @property
+    def busy_lane_backlog(self) -> int:
+        """Deliveries a busy but healthy lane may hold (a burst to one endpoint)."""
+        return max(self.capacity // 4, self.lane_backlog)
+
+    @property
+    def capacity(self) -> int:
+        """Deliveries this process holds in memory (queued + in flight) at most."""
+        return 4 * self.max_in_flight
+
+    @property
+    def caps(self) -> Caps:
+        return Caps(
+            max_in_flight=self.max_in_flight,
+            max_in_flight_per_endpoint=self.max_in_flight_per_endpoint,
+            delivery_timeout=self.delivery_timeout,
+            poll_interval=self.poll_interval,
+            lane_backlog=self.lane_backlog,
+            busy_lane_backlog=self.busy_lane_backlog,
+        )

@@ -11,23 +11,25 @@ the poller. Every delivery goes into its endpoint's lane:
   * the endpoint's optional `rateLimit` (a token bucket) paces attempt starts;
   * a lane holds a bounded backlog; the overflow goes back to the store, due a little later.
 
-Outcomes are decided by the pure retry policy and recorded in batches (`Store.complete`)
-by the flusher; a delivery stays leased until its attempt is durably recorded, so a crash
-at any point replays the attempt rather than losing it (at-least-once).
+The decisions are the pure `core.policy`; this module executes them. The poller
+(`engine.poller`) claims due work into it and housekeeping (`engine.housekeeping`) disables
+endpoints failing for too long through it. Outcomes are decided by the pure retry policy and
+recorded in batches (`Store.complete`) by the recorder; a delivery stays leased until its
+attempt is durably recorded, so a crash at any point replays the attempt rather than losing
+it (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from dispatcher.clock import utcnow
 from dispatcher.core.breaker import Breaker, BreakerState
 from dispatcher.core.lanes import Job, Lane
 from dispatcher.core.models import (
@@ -41,20 +43,19 @@ from dispatcher.core.models import (
     WaitingReason,
 )
 from dispatcher.core.policy import (
-    Caps,
     Drop,
     HandBack,
+    SchedulerConfig,
     Start,
     WaitForSlot,
     WakeAt,
     finish,
     plan_dispatch,
 )
-from dispatcher.core.retry import RetryPolicy, next_step
+from dispatcher.core.retry import next_step
 from dispatcher.engine.delivery.client import DeliveryClient
 from dispatcher.engine.directory import Directory
 from dispatcher.engine.recorder import Recorder
-from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
 from dispatcher.store import Store
 
@@ -67,54 +68,6 @@ _CAUSES = {
     WaitingReason.SHUTDOWN: "shutdown",
     WaitingReason.ATTEMPT_ERROR: "error",
 }
-
-CLAIM_BATCH = 500
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SchedulerConfig:
-    policy: RetryPolicy
-    lease: float
-    poll_interval: float
-    delivery_timeout: float
-    max_in_flight: int
-    max_in_flight_per_endpoint: int
-    breaker_threshold: int
-    breaker_cooldown: float
-    instance_id: str
-    disable_after: float
-    retention: float
-    housekeeping_interval: float = 30.0
-
-    @property
-    def lane_backlog(self) -> int:
-        """Deliveries a congested lane may hold beyond its in-flight slots."""
-        return max(4 * self.max_in_flight_per_endpoint, 64)
-
-    @property
-    def busy_lane_backlog(self) -> int:
-        """Deliveries a busy but healthy lane may hold (a burst to one endpoint)."""
-        return max(self.capacity // 4, self.lane_backlog)
-
-    @property
-    def capacity(self) -> int:
-        """Deliveries this process holds in memory (queued + in flight) at most."""
-        return 4 * self.max_in_flight
-
-    @property
-    def caps(self) -> Caps:
-        return Caps(
-            max_in_flight=self.max_in_flight,
-            max_in_flight_per_endpoint=self.max_in_flight_per_endpoint,
-            delivery_timeout=self.delivery_timeout,
-            poll_interval=self.poll_interval,
-            lane_backlog=self.lane_backlog,
-            busy_lane_backlog=self.busy_lane_backlog,
-        )
 
 
 # Called after an endpoint was disabled here (410 or auto-disable): emits the operational
@@ -151,7 +104,7 @@ class Scheduler:
         self._in_flight = 0
         self._queued = 0
         self.recorder = Recorder(store, metrics)
-        self._poll_now = asyncio.Event()
+        self.poll_now = asyncio.Event()  # set by poke(); the poller waits on it
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
@@ -190,7 +143,12 @@ class Scheduler:
 
     def poke(self) -> None:
         """Look for due work now (after a replay, say) instead of at the next poll."""
-        self._poll_now.set()
+        self.poll_now.set()
+
+    @property
+    def accepting(self) -> bool:
+        """False once draining: nothing new is claimed or started."""
+        return self._accepting
 
     def _lane(self, endpoint_id: str) -> Lane:
         lane = self._lanes.get(endpoint_id)
@@ -405,77 +363,6 @@ class Scheduler:
         log.warning("endpoint disabled", extra={"endpoint_id": endpoint.id, "reason": reason.value})
         if self._on_disabled is not None:
             await self._on_disabled(endpoint, reason)
-
-    # -- the long-lived loops -----------------------------------------------------------
-
-    async def run_poller(self) -> None:
-        """Claim due deliveries (retries, replays, expired leases) whenever there is room."""
-        config = self._config
-        while True:
-            claimed = 0
-            if self._accepting and self.has_room():
-                now = self._clock()
-                limit = min(CLAIM_BATCH, config.capacity - self.load)
-                try:
-                    claims = await self._store.claim_due(
-                        now=now,
-                        limit=limit,
-                        lease_owner=config.instance_id,
-                        lease_expires_at=now + timedelta(seconds=config.lease),
-                    )
-                except StoreUnavailableError:
-                    self._metrics.store_errors.labels("claim_due").inc()
-                    log.warning("store unavailable while claiming; retrying", exc_info=True)
-                    # back off: reads may still work (a full disk), so the due time read
-                    # next would say "now" and spin
-                    await asyncio.sleep(config.poll_interval)
-                    continue
-                claimed = len(claims)
-                if claims:
-                    self.submit(claims)
-                if claimed >= limit:
-                    await asyncio.sleep(0)
-                    continue
-            await self._sleep_until_due()
-
-    async def _sleep_until_due(self) -> None:
-        timeout = self._config.poll_interval
-        try:
-            due = await self._store.next_due_at()
-        except StoreUnavailableError:
-            due = None
-        if due is not None:
-            timeout = min(timeout, max((due - self._clock()).total_seconds(), 0.005))
-        self._poll_now.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._poll_now.wait(), timeout)
-
-    async def run_housekeeping(self) -> None:
-        """Auto-disable endpoints failing for too long, purge expired events, gauges."""
-        while True:
-            try:
-                await self.housekeep()
-            except StoreUnavailableError:
-                self._metrics.store_errors.labels("housekeeping").inc()
-                log.warning("store unavailable during housekeeping", exc_info=True)
-            await asyncio.sleep(self._config.housekeeping_interval)
-
-    async def housekeep(self) -> None:
-        now = self._clock()
-        failing = await self._store.endpoints_failing_since(
-            now - timedelta(seconds=self._config.disable_after)
-        )
-        for endpoint_id in failing:
-            endpoint = self._directory.endpoint(endpoint_id) or await self._store.get_endpoint(
-                endpoint_id
-            )
-            if endpoint is not None:
-                await self.disable(endpoint, DisabledReason.FAILING)
-        await self._store.purge(before=now - timedelta(seconds=self._config.retention))
-        due = await self._store.next_due_at()
-        self._metrics.oldest_pending_seconds.set(
-            max((now - due).total_seconds(), 0.0) if due is not None else 0.0
-        )
 
     # -- shutdown -----------------------------------------------------------------------
 
