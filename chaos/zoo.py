@@ -33,7 +33,7 @@ from chaos.proxy import ProxiedBroker
 from chaos.scenarios import Context
 from dispatcher.core.models import DeliveryStatus, EndpointStatus
 from dispatcher.core.operational import ENDPOINT_DISABLED
-from dispatcher.engine.consumer import UNDECODABLE_BATCH
+from dispatcher.engine.fetching import UNDECODABLE_BATCH
 from dispatcher.store.secretbox import new_endpoint_secret
 
 TIMEOUT = 1.0  # WEBHOOKS_DELIVERY_TIMEOUT in the zoo

@@ -31,92 +31,26 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
-    ConsumerStoppedError,
-    CorruptRecordException,
     KafkaError,
-    UnsupportedCodecError,
 )
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
-from dispatcher.core.envelope import Rejection, RejectReason, decode_event
 from dispatcher.core.models import DeadLetter, Event
+from dispatcher.engine.fetching import (
+    PROBE_TIMEOUT_MS,
+    UNDECODABLE_BATCH,
+    FetchHealth,
+    decode_records,
+    is_undecodable,
+)
 from dispatcher.engine.intake import Intake
 from dispatcher.engine.scheduler import Scheduler
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-UNDECODABLE_BATCH = RejectReason.UNDECODABLE_BATCH.value
-# How long one probe waits for a partition's records while an undecodable batch is isolated:
-# well above the fetch wait (10 ms) and the client's prefetch back-off (100 ms).
-PROBE_TIMEOUT_MS = 500
-FETCH_BACKOFF_MAX = 10.0  # seconds between retries of a failing fetch, at most
-
-
-def is_undecodable(exc: BaseException) -> bool:
-    """Could this fetch failure come from the bytes of a record batch?
-
-    The client names two cases (an unsupported or unknown codec, a corrupt record or CRC);
-    a malformed batch surfaces from its parsers as a plain exception (struct.error,
-    ValueError, IndexError, a codec's decompression error). Every other Kafka error is the
-    cluster's (a connection, the coordinator) and is retried, never dead-lettered.
-    """
-    if isinstance(exc, UnsupportedCodecError | CorruptRecordException):
-        return True
-    return not isinstance(exc, KafkaError | ConsumerStoppedError | asyncio.CancelledError)
-
-
-class FetchHealth:
-    """Consecutive fetch failures: the back-off before the next try and the reason for /readyz."""
-
-    def __init__(self, *, first_delay: float = 0.2, max_delay: float = FETCH_BACKOFF_MAX) -> None:
-        self._first_delay = first_delay
-        self._max_delay = max_delay
-        self.failures = 0
-        self.problem: str | None = None  # None while fetching works
-
-    def failed(self, exc: BaseException) -> float:
-        """Record a failure; return how long to wait before fetching again (doubling)."""
-        self.failures += 1
-        self.problem = f"{type(exc).__name__}: {exc}"
-        delay: float = self._first_delay * 2.0 ** (self.failures - 1)
-        return min(delay, self._max_delay)
-
-    def succeeded(self) -> bool:
-        """Record a success; True when it ends a run of failures."""
-        recovered = self.problem is not None
-        self.failures, self.problem = 0, None
-        return recovered
-
-
-def decode_records(
-    records: Sequence[Any], *, catalog: Catalog, max_bytes: int, now: datetime
-) -> tuple[list[Event], list[DeadLetter]]:
-    """Split Kafka records into valid events and dead letters (pure)."""
-    events: list[Event] = []
-    dead: list[DeadLetter] = []
-    for record in records:
-        decoded = decode_event(record.value, catalog=catalog, max_bytes=max_bytes)
-        if isinstance(decoded, Rejection):
-            dead.append(
-                DeadLetter(
-                    id=new_id("dl"),
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value,
-                    reason=decoded.reason.value,
-                    detail=decoded.detail,
-                    received_at=now,
-                )
-            )
-        else:
-            events.append(decoded)
-    return events, dead
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

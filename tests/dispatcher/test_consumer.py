@@ -15,7 +15,7 @@ from aiokafka.errors import (
     UnsupportedCodecError,
 )
 
-from dispatcher.engine.consumer import FetchHealth, is_undecodable
+from dispatcher.engine.fetching import FetchHealth, is_undecodable
 
 
 def struct_error() -> Exception:

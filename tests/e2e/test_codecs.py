@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 
 from chaos.proxy import ProxiedBroker
 from devtools.receivers import Receiver
-from dispatcher.engine.consumer import UNDECODABLE_BATCH
+from dispatcher.engine.fetching import UNDECODABLE_BATCH
 from dispatcher.store.secretbox import new_endpoint_secret
 from tests.e2e.harness import Stack, envelope, running_stack, stack_settings
 from tests.e2e.test_pipeline import WAIT, eventually
