@@ -22,7 +22,7 @@ import orjson
 
 from dispatcher import __version__
 from dispatcher.errors import CommandError, ConfigurationError, UsageError
-from dispatcher.ops import oncall
+from dispatcher.ops import oncall, oncall_args
 from dispatcher.settings import Settings
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--topic", default="", help="topic (default: the first configured)")
     publish.add_argument("--json", action="store_true", help="print JSON")
     _add_keys(sub)
-    oncall.add_commands(sub)
+    oncall_args.add_commands(sub)
     return parser
 
 
