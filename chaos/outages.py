@@ -1,6 +1,6 @@
 """Infrastructure faults: PostgreSQL restarted, the broker unreachable, the disk full.
 
-None of them is bad input (DESIGN.md §4): the service must pause and retry — never crash,
+None of them is bad input (docs/design.md §4): the service must pause and retry — never crash,
 never dead-letter — and deliver everything once the fault is gone.
 """
 

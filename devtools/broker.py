@@ -2,7 +2,7 @@
 
 `webhooks dev`, `webhooks demo` and the test suite start one on a free loopback port when no
 Kafka cluster is configured. Tansu keeps everything in memory: it is a development broker,
-never a production one (DESIGN.md §9).
+never a production one (docs/design.md §9).
 """
 
 from __future__ import annotations

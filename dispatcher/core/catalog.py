@@ -1,6 +1,6 @@
 """The event catalog: the envelope and one JSON Schema per event type, loaded and compiled once.
 
-`schemas/` at the repository root is the source of truth (DESIGN.md §2):
+`schemas/` at the repository root is the source of truth (docs/design.md §2):
 
     schemas/envelope.schema.json        {id, type, created, data}: closed at the top level
     schemas/common.schema.json          shared `$defs`: prefixed ids, timestamp, money, preview…

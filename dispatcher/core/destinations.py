@@ -1,4 +1,4 @@
-"""Where tenant traffic may go: the destination guard (DESIGN.md §8). Pure: no I/O.
+"""Where tenant traffic may go: the destination guard (docs/design.md §8). Pure: no I/O.
 
 Tenants choose webhook URLs, so the sender must never become a path into private networks.
 Two checks share this module:

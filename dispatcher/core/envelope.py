@@ -1,6 +1,6 @@
 """The Kafka boundary: record value bytes become a frozen `Event` or a `Rejection`. Pure: no I/O.
 
-`decode_event` answers with the first problem it finds, in four stages (DESIGN.md §4):
+`decode_event` answers with the first problem it finds, in four stages (docs/design.md §4):
 
 1. Before parsing
        tombstone             the record value is null (a Kafka tombstone)

@@ -29,7 +29,7 @@ class EndpointStatus(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Stored delivery statuses (DESIGN.md §5)."""
+    """Stored delivery statuses (docs/design.md §5)."""
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"

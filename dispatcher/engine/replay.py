@@ -1,4 +1,4 @@
-"""Bulk replay jobs: drained from the store at a capped rate (DESIGN.md §6).
+"""Bulk replay jobs: drained from the store at a capped rate (docs/design.md §6).
 
 `POST /v1/webhooks/{id}/replay` stores a job that snapshots the matching deliveries; this
 loop (one per replica, in the service's TaskGroup) takes the oldest active jobs in turn and

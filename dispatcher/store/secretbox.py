@@ -1,4 +1,4 @@
-"""Encryption at rest for endpoint signing secrets (DESIGN.md §7).
+"""Encryption at rest for endpoint signing secrets (docs/design.md §7).
 
 A `SecretBox` holds one or more 32-byte keys, the value of `WEBHOOKS_ENCRYPTION_KEY`
 (standard base64, comma-separated): the first key encrypts, every key decrypts, so keys
@@ -35,7 +35,7 @@ _HEADER_BYTES = 1 + NONCE_BYTES
 
 
 def new_endpoint_secret() -> str:
-    """A fresh endpoint signing secret: `whsec_` + base64 of 32 random bytes (DESIGN.md §3)."""
+    """A fresh endpoint signing secret: `whsec_` + base64 of 32 random bytes (docs/design.md §3)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 

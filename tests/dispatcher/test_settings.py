@@ -11,7 +11,7 @@ from dispatcher.settings import FIELDS, Settings, parse_duration
 
 
 def test_defaults_match_the_design() -> None:
-    """With no variables set, the documented defaults apply (DESIGN.md §4–§5)."""
+    """With no variables set, the documented defaults apply (docs/design.md §4–§5)."""
     settings = Settings.from_env({})
     assert settings.kafka_topics == ("layers.events",)
     assert settings.kafka_group == "layers-webhooks"

@@ -1,4 +1,4 @@
-"""Bulk replay (DESIGN.md §6): `POST /v1/webhooks/{id}/replay` and `GET /v1/replays/{id}`.
+"""Bulk replay (docs/design.md §6): `POST /v1/webhooks/{id}/replay` and `GET /v1/replays/{id}`.
 
 The body `{since, until?, status?, types?, dryRun?, reason?}` selects the endpoint's
 deliveries created in [since, until) with one of the statuses (default `["failed"]`) and

@@ -1,18 +1,14 @@
-"""The delivery client: one signed POST per attempt, every outcome a value (DESIGN.md §3, §5, §8).
+"""The delivery client: one signed POST per attempt, every outcome a value.
+
+See docs/design.md §3 (wire format), §5 (delivery semantics) and §8 (destinations).
 
 `DeliveryClient` owns one `aiohttp.ClientSession` (keep-alive pools per host) and turns
 each attempt into an `AttemptOutcome`. It never raises for a failed delivery: aiohttp's
 error tree is mapped once, here, by `classify_error`.
 
-The destination guard runs on the address actually dialled, at every attempt:
-
-1. `send` re-validates the URL shape and checks IP-literal hosts (aiohttp does not resolve
-   those, so the resolver below never sees them);
-2. `GuardedResolver` resolves names, refuses the name if *any* answer is not public, and
-   hands aiohttp only the vetted addresses, so it connects to exactly what was checked
-   (the connector's short DNS cache only ever holds vetted answers);
-3. the connector's socket factory re-checks the address of every socket it opens — a
-   backstop should an address ever reach it by another path.
+The destination guard (`guard.py`) runs on the address actually dialled, at every attempt:
+`send` re-validates the URL shape and checks IP-literal hosts; the resolver and the socket
+factory do the rest.
 
 Redirects are never followed, proxy environment variables are ignored, cookies are never
 kept, and response bodies are read up to a cap inside the one total deadline.
@@ -22,18 +18,15 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC
-from ipaddress import ip_address
 from types import TracebackType
 from typing import Final, Self
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.connector import AddrInfoType
+from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import ThreadedResolver
 from layers_webhooks import Webhook
@@ -41,6 +34,11 @@ from yarl import URL
 
 from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.models import AttemptOutcome, FailureKind
+from dispatcher.engine.delivery.guard import (
+    DialRefusedError,
+    GuardedResolver,
+    guarded_socket_factory,
+)
 from dispatcher.errors import DestinationError
 
 # How long vetted DNS answers are reused. Every answer in the cache passed the guard.
@@ -48,52 +46,6 @@ DNS_CACHE_SECONDS: Final = 10
 _MAX_DETAIL = 300
 _SIGNERS_CACHED = 1024  # distinct secret sets (endpoints) whose decoded keys are kept
 _URLS_CACHED = 4096  # distinct endpoint URLs whose validated, parsed form is kept
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves through `inner`, then refuses the name if any answer is not public."""
-
-    def __init__(
-        self, policy: DestinationPolicy, inner: AbstractResolver, *, owns_inner: bool
-    ) -> None:
-        self._policy = policy
-        self._inner = inner
-        self._owns_inner = owns_inner  # an injected resolver stays its owner's to close
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        answers = await self._inner.resolve(host, port, family)
-        if not answers:
-            raise OSError(f"{host} has no addresses")
-        return [self._vet(host, answer) for answer in answers]
-
-    def _vet(self, host: str, answer: ResolveResult) -> ResolveResult:
-        try:
-            ip = ip_address(answer["host"])
-        except ValueError:
-            raise DestinationError(
-                f"url: host {host} resolved to {answer['host']!r}, not an IP address"
-            ) from None
-        reason = self._policy.check_address(ip)
-        if reason is not None:
-            raise DestinationError(f"url: host {host} resolves to a refused address: {reason}")
-        return ResolveResult(
-            hostname=answer["hostname"],
-            host=str(ip),  # the address checked is the address dialled
-            port=answer["port"],
-            family=socket.AF_INET if ip.version == 4 else socket.AF_INET6,
-            proto=answer["proto"],
-            flags=answer["flags"],
-        )
-
-    async def close(self) -> None:
-        if self._owns_inner:
-            await self._inner.close()
-
-
-class DialRefusedError(OSError):
-    """The socket factory refused an address the guard had not vetted (a backstop)."""
 
 
 class DeliveryClient:
@@ -135,7 +87,7 @@ class DeliveryClient:
             limit_per_host=0,
             resolver=self._guard,
             ttl_dns_cache=DNS_CACHE_SECONDS,
-            socket_factory=self._open_socket,
+            socket_factory=guarded_socket_factory(self._policy),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -224,13 +176,6 @@ class DeliveryClient:
             if len(excerpt) < self._excerpt_bytes:
                 excerpt += chunk[: self._excerpt_bytes - len(excerpt)]
         return excerpt
-
-    def _open_socket(self, addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, address = addr_info
-        reason = self._policy.check_address(ip_address(address[0]))
-        if reason is not None:
-            raise DialRefusedError(f"url: refused to dial {reason}")
-        return socket.socket(family, type_, proto)
 
 
 def _make_signer(secrets: tuple[str, ...]) -> Webhook:

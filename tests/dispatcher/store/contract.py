@@ -232,7 +232,7 @@ async def claim(
 
 
 class StoreContract:
-    """Behaviour every Store backend must show (DESIGN.md §4–§6, §9)."""
+    """Behaviour every Store backend must show (docs/design.md §4–§6, §9)."""
 
     @pytest.fixture
     def clock(self) -> FakeClock:
