@@ -20,7 +20,9 @@ The rules, in order, for the head of the lane's queue:
   4. no rate-limit token → WakeAt(when one is due);
   5. the lease ends before an attempt could → Drop; else Start (the probe, if it is due).
 Then the backlog is bounded: a congested lane keeps `lane_backlog`, a busy healthy one
-`busy_lane_backlog`; the overflow is handed back (`endpoint_busy`).
+`busy_lane_backlog`; the overflow is handed back — `rate_limited` (due when the kept backlog
+has been sent at the endpoint's rate) when the lane is paced by its `rateLimit`, else
+`endpoint_busy`.
 """
 
 from __future__ import annotations
@@ -146,8 +148,14 @@ def plan_trim(lane: Lane, *, caps: Caps, now: float) -> list[Action]:
     overflow = len(lane.queue) - limit
     if overflow > 0:
         jobs = tuple(lane.queue.pop() for _ in range(overflow))
-        due_in = caps.delivery_timeout if congested else caps.poll_interval
-        actions.append(HandBack(jobs, due_in, WaitingReason.ENDPOINT_BUSY))
+        bucket = lane.bucket
+        if bucket is not None and bucket.tokens < 1.0 and not congested:
+            # Paced by its rateLimit, not by its slots: come back when what it keeps is sent.
+            due_in = max(caps.poll_interval, limit / bucket.rate)
+            actions.append(HandBack(jobs, due_in, WaitingReason.RATE_LIMITED))
+        else:
+            due_in = caps.delivery_timeout if congested else caps.poll_interval
+            actions.append(HandBack(jobs, due_in, WaitingReason.ENDPOINT_BUSY))
     if (
         not congested
         and len(lane.queue) > caps.lane_backlog

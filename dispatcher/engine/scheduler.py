@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 _CAUSES = {
     WaitingReason.BREAKER_OPEN: "breaker",
     WaitingReason.ENDPOINT_BUSY: "backlog",
+    WaitingReason.RATE_LIMITED: "rate_limit",
     WaitingReason.SHUTDOWN: "shutdown",
     WaitingReason.ATTEMPT_ERROR: "error",
 }

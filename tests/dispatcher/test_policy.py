@@ -127,6 +127,21 @@ def test_a_congested_lane_hands_its_overflow_back_as_endpoint_busy() -> None:
     assert len(the_lane.queue) == CAPS.lane_backlog
 
 
+def test_a_rate_paced_lane_hands_its_overflow_back_as_rate_limited() -> None:
+    """rateLimit 2/s and 40 queued: two start, the lane keeps its busy backlog (25) and the
+    rest goes back `rate_limited`, due when those 25 have been sent at 2/s (12.5 s)."""
+    the_lane = lane(40)
+    actions = plan(the_lane, 0.0, rate=2.0)
+    assert ids(actions, Start) == ["dlv_0", "dlv_1"]
+    [back] = [a for a in actions if isinstance(a, HandBack)]
+    assert (len(back.jobs), back.due_in, back.reason) == (
+        40 - 2 - CAPS.busy_lane_backlog,
+        pytest.approx(CAPS.busy_lane_backlog / 2.0),
+        WaitingReason.RATE_LIMITED,
+    )
+    assert len(the_lane.queue) == CAPS.busy_lane_backlog
+
+
 # -- the breaker (issue: "the circuit breaker, made right") ----------------------------
 
 
