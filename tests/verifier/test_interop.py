@@ -95,3 +95,20 @@ def test_sign_matches_the_reference_sign_exactly(body: bytes) -> None:
     ours = Webhook(NEW_SECRET).sign(MSG_ID, moment, body.decode())
     assert ours == standardwebhooks.Webhook(NEW_SECRET).sign(MSG_ID, moment, body.decode())
     assert ours == svix.Webhook(NEW_SECRET).sign(MSG_ID, moment, body.decode())
+
+
+@pytest.mark.parametrize("body", [b'{"id":"evt_1"}', '{"name":"café"}'.encode()])
+def test_a_secret_without_its_prefix_is_the_same_key_as_in_the_reference(body: bytes) -> None:
+    """A partner moving from the official libraries configures the base64 alone (they strip
+    `whsec_` when present): ours accepts it and signs exactly as they do."""
+    bare = NEW_SECRET.removeprefix("whsec_")
+    moment = datetime.fromtimestamp(1_700_000_000, tz=UTC)
+    reference = standardwebhooks.Webhook(bare).sign(MSG_ID, moment, body.decode())
+    assert Webhook(bare).sign(MSG_ID, moment, body.decode()) == reference
+    assert reference == svix.Webhook(bare).sign(MSG_ID, moment, body.decode())
+    signed = {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": reference,
+    }
+    assert Webhook(bare).verify_at(body, signed, int(moment.timestamp())) is not None

@@ -2,7 +2,8 @@
 
 Formats (Standard Webhooks, "Signature scheme" table):
 
-- ``whsec_<base64>``: an HMAC-SHA256 key of 24 to 64 bytes. Raw ``bytes`` are accepted as
+- ``whsec_<base64>``: an HMAC-SHA256 key of 24 to 64 bytes. The base64 alone (no prefix) is
+  accepted too, as every official Standard Webhooks library accepts it, and raw ``bytes`` as
   an already-decoded key, like `standardwebhooks.Webhook` does.
 - ``whpk_<base64>``: a raw 32-byte ed25519 public key, for ``v1a`` signatures. Checking them
   needs the optional ``cryptography`` package, imported here and only when such a key is
@@ -123,11 +124,15 @@ def parse_keys(
                     f"expected {ED25519_PUBLIC_KEY_BYTES}",
                 )
             public_keys.append(raw)
+        elif key and (unprefixed := decode_b64(key)) is not None:
+            # What every official Standard Webhooks library accepts: the secret without its
+            # prefix (the base64 alone). The key length rules still apply.
+            secrets.append(_check_secret_size(index, unprefixed))
         else:
             raise InvalidSecretError(
                 index=index,
-                reason=f"expected a {SECRET_PREFIX!r} secret or a {PUBLIC_KEY_PREFIX!r} public "
-                "key (pass bytes for an already-decoded HMAC key)",
+                reason=f"expected a {SECRET_PREFIX!r} secret, a {PUBLIC_KEY_PREFIX!r} public "
+                "key or the base64 of an HMAC secret (pass bytes for an already-decoded key)",
             )
     return tuple(HmacKey(secret) for secret in secrets), tuple(public_keys)
 
