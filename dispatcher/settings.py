@@ -7,6 +7,8 @@ configuration table is generated from `FIELDS` (and a test keeps them in step).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -14,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dispatcher.core.destinations import parse_cidr_list
-from dispatcher.errors import ConfigurationError, SettingsError
+from dispatcher.errors import (
+    ConfigurationError,
+    DatabaseUrlError,
+    EncryptionKeyError,
+    SettingsError,
+)
 
 T = TypeVar("T")
 
@@ -95,6 +102,67 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+ENCRYPTION_KEY_BYTES = 32
+
+
+def check_database_url(url: str) -> str:
+    """`sqlite:///path` or `postgresql://…`, else ConfigurationError (never echoing the URL,
+    which may carry a password)."""
+    if url.startswith("sqlite:"):
+        path = url.removeprefix(SQLITE_PREFIX) if url.startswith(SQLITE_PREFIX) else ""
+        if not path or "?" in path or path == ":memory:":
+            raise DatabaseUrlError(
+                "a SQLite database URL names a file: sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (no in-memory databases, no query options)"
+            )
+        return url
+    if url.startswith(POSTGRES_SCHEMES):
+        return url
+    scheme = url.partition("://")[0] if "://" in url else "(none)"
+    raise DatabaseUrlError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db or "
+        "postgresql://user@host:port/database"
+    )
+
+
+def parse_encryption_keys(text: str) -> list[bytes]:
+    """`WEBHOOKS_ENCRYPTION_KEY`: standard base64 of 32 bytes, comma-separated, newest first.
+
+    Errors name the position of the bad entry and never echo key material.
+    """
+    entries = [entry.strip() for entry in text.split(",")]
+    if entries == [""]:
+        raise EncryptionKeyError("no encryption key given: expected standard base64 of 32 bytes")
+    keys: list[bytes] = []
+    for number, entry in enumerate(entries, start=1):
+        if not entry:
+            raise EncryptionKeyError(f"encryption key #{number} is empty (stray comma?)")
+        try:
+            key = base64.b64decode(entry, validate=True)
+        except binascii.Error:
+            raise EncryptionKeyError(
+                f"encryption key #{number} is not standard base64 "
+                "(alphabet A-Z a-z 0-9 + /, '=' padding)"
+            ) from None
+        if len(key) != ENCRYPTION_KEY_BYTES:
+            raise EncryptionKeyError(
+                f"encryption key #{number} decodes to {len(key)} bytes; "
+                f"expected {ENCRYPTION_KEY_BYTES} (e.g. `openssl rand -base64 32`)"
+            )
+        if key in keys:
+            raise EncryptionKeyError(f"encryption key #{number} repeats key #{keys.index(key) + 1}")
+        keys.append(key)
+    return keys
+
+
+def _encryption_key(text: str) -> str:
+    if text.strip():
+        parse_encryption_keys(text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One `WEBHOOKS_*` variable: its attribute, default, parser and documentation."""
@@ -106,19 +174,21 @@ class Field:
     doc: str
 
 
+_NEVER_ECHOED = frozenset({"encryption_key", "database_url"})
+
 FIELDS: tuple[Field, ...] = (
     Field(
         "WEBHOOKS_DATABASE_URL",
         "database_url",
         "sqlite:///webhooks.db",
-        _text,
+        check_database_url,
         "`sqlite:///path` (embedded, one node) or `postgresql://…` (production, many replicas).",
     ),
     Field(
         "WEBHOOKS_ENCRYPTION_KEY",
         "encryption_key",
         "",
-        _text,
+        _encryption_key,
         "Standard base64 of 32 random bytes; a comma list rotates keys (first encrypts, all "
         "decrypt). Required by `serve`; `dev`/`demo` generate one.",
     ),
@@ -346,9 +416,13 @@ class Settings:
             try:
                 values[field.attr] = field.parse(raw)
             except (ValueError, ConfigurationError) as exc:
-                problems.append(f"{field.env}={raw!r}: {exc}")
+                # A key or a URL with a password is never echoed; other values are.
+                shown = field.env if field.attr in _NEVER_ECHOED else f"{field.env}={raw!r}"
+                problems.append(f"{shown}: {exc}")
         values.update(overrides)
-        if not problems and values["lease"] <= values["delivery_timeout"]:
+        if {"lease", "delivery_timeout"} <= values.keys() and (
+            values["lease"] <= values["delivery_timeout"]
+        ):
             problems.append(
                 f"WEBHOOKS_LEASE ({values['lease']:g}s) must be longer than "
                 f"WEBHOOKS_DELIVERY_TIMEOUT ({values['delivery_timeout']:g}s)"

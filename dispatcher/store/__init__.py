@@ -10,7 +10,8 @@ Both pass one contract suite (tests/dispatcher/store/contract.py).
 
 from __future__ import annotations
 
-from dispatcher.errors import DatabaseUrlError, StoreUnavailableError
+from dispatcher.errors import StoreUnavailableError
+from dispatcher.settings import SQLITE_PREFIX, check_database_url
 from dispatcher.store.base import Store
 from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.records import (
@@ -41,9 +42,6 @@ __all__ = [
     "open_store",
 ]
 
-_SQLITE_PREFIX = "sqlite:///"
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
 
 def open_store(
     url: str,
@@ -58,18 +56,7 @@ def open_store(
     PostgreSQL connections (SQLite always uses one). Raises DatabaseUrlError for a URL it
     cannot use; the message never repeats the URL, which may carry a password.
     """
-    if url.startswith("sqlite:"):
-        path = url.removeprefix(_SQLITE_PREFIX) if url.startswith(_SQLITE_PREFIX) else ""
-        if not path or "?" in path or path == ":memory:":
-            raise DatabaseUrlError(
-                "a SQLite database URL names a file: sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db (no in-memory databases, no query options)"
-            )
-        return SQLiteStore(path, secret_box=secret_box, clock=clock)
-    if url.startswith(_POSTGRES_SCHEMES):
-        return PostgresStore(url, secret_box=secret_box, clock=clock, pool_size=pool_size)
-    scheme = url.partition("://")[0] if "://" in url else "(none)"
-    raise DatabaseUrlError(
-        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db or "
-        "postgresql://user@host:port/database"
-    )
+    check_database_url(url)
+    if url.startswith(SQLITE_PREFIX):
+        return SQLiteStore(url.removeprefix(SQLITE_PREFIX), secret_box=secret_box, clock=clock)
+    return PostgresStore(url, secret_box=secret_box, clock=clock, pool_size=pool_size)

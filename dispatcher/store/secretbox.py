@@ -16,7 +16,6 @@ its row, e.g. the endpoint id, so a ciphertext copied onto another endpoint does
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import secrets
@@ -26,7 +25,8 @@ from typing import Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dispatcher.errors import DecryptionError, EncryptionKeyError
+from dispatcher.errors import DecryptionError
+from dispatcher.settings import parse_encryption_keys
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -58,37 +58,8 @@ class SecretBox:
 
     @classmethod
     def from_setting(cls, text: str) -> Self:
-        """Parse `WEBHOOKS_ENCRYPTION_KEY`: standard base64 of 32 bytes, comma-separated.
-
-        Errors name the position of the bad entry and never echo key material.
-        """
-        entries = [entry.strip() for entry in text.split(",")]
-        if entries == [""]:
-            raise EncryptionKeyError(
-                "no encryption key given: expected standard base64 of 32 bytes"
-            )
-        keys: list[bytes] = []
-        for number, entry in enumerate(entries, start=1):
-            if not entry:
-                raise EncryptionKeyError(f"encryption key #{number} is empty (stray comma?)")
-            try:
-                key = base64.b64decode(entry, validate=True)
-            except binascii.Error:
-                raise EncryptionKeyError(
-                    f"encryption key #{number} is not standard base64 "
-                    "(alphabet A-Z a-z 0-9 + /, '=' padding)"
-                ) from None
-            if len(key) != KEY_BYTES:
-                raise EncryptionKeyError(
-                    f"encryption key #{number} decodes to {len(key)} bytes; "
-                    f"expected {KEY_BYTES} (e.g. `openssl rand -base64 32`)"
-                )
-            if key in keys:
-                raise EncryptionKeyError(
-                    f"encryption key #{number} repeats key #{keys.index(key) + 1}"
-                )
-            keys.append(key)
-        return cls(keys)
+        """Parse `WEBHOOKS_ENCRYPTION_KEY` (see `settings.parse_encryption_keys`)."""
+        return cls(parse_encryption_keys(text))
 
     @classmethod
     def generate(cls) -> Self:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 
 import pytest
@@ -75,9 +76,36 @@ def test_serve_requires_a_broker_and_an_encryption_key() -> None:
 
 def test_the_encryption_key_never_appears_in_the_repr() -> None:
     """Settings can be logged without leaking the key."""
-    settings = Settings.from_env({"WEBHOOKS_ENCRYPTION_KEY": "c2VjcmV0LWtleS1tYXRlcmlhbA=="})
-    assert "c2VjcmV0" not in repr(settings)
+    key = base64.b64encode(b"secret-key-material-32-bytes-ok!").decode()
+    settings = Settings.from_env({"WEBHOOKS_ENCRYPTION_KEY": key})
+    assert key[:12] not in repr(settings)
     assert "<redacted>" in repr(settings)
+
+
+def test_every_bad_value_and_rule_is_reported_at_once_without_echoing_secrets() -> None:
+    """The database URL, the key, a duration and the lease-versus-timeout rule: one error
+    naming all four; neither the key nor the URL's password is repeated."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "WEBHOOKS_DATABASE_URL": "mysql://root:hunter2@db/x",
+                "WEBHOOKS_ENCRYPTION_KEY": "notbase64!",
+                "WEBHOOKS_POLL_INTERVAL": "soon",
+                "WEBHOOKS_LEASE": "5s",
+                "WEBHOOKS_DELIVERY_TIMEOUT": "10s",
+            }
+        )
+    problems = caught.value.problems
+    assert [p.split(":")[0].split("=")[0] for p in problems] == [
+        "WEBHOOKS_DATABASE_URL",
+        "WEBHOOKS_ENCRYPTION_KEY",
+        "WEBHOOKS_POLL_INTERVAL",
+        "WEBHOOKS_LEASE (5s) must be longer than WEBHOOKS_DELIVERY_TIMEOUT (10s)",
+    ]
+    assert "unsupported database URL scheme 'mysql'" in problems[0]
+    assert "not standard base64" in problems[1]
+    assert "hunter2" not in str(caught.value)
+    assert "notbase64" not in str(caught.value)
 
 
 def test_every_field_is_a_webhooks_variable_with_documentation() -> None:
