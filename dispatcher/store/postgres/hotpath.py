@@ -1,9 +1,10 @@
-"""The PostgreSQL backend's queries: the batched hot path (`ingest`, `claim_due`,
-`complete`) and the SQL the API reads share.
+"""The PostgreSQL backend's batched hot path: `ingest`, `claim_due` and `complete`, the
+functions `PostgresStore` runs on a pooled connection inside one transaction each, and the
+statements they run.
 
-On the hot path each table gets one multi-row statement per batch, its rows passed as
-parallel arrays and expanded by `unnest`, so a batch of 500 deliveries costs a handful of
-round trips rather than 500.
+Each table gets one multi-row statement per batch, its rows passed as parallel arrays and
+expanded by `unnest`, so a batch of 500 deliveries costs a handful of round trips rather than
+500. Replicas claim disjoint due deliveries with `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
@@ -11,19 +12,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING
 
 from dispatcher.clock import new_id
-from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus, Endpoint
-from dispatcher.errors import ConflictError, IntegrityViolationError
+from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus
+from dispatcher.errors import IntegrityViolationError
 from dispatcher.store import schema
-from dispatcher.store.records import IngestBatch, IngestResult, ReplayFilter, ReplayJobStatus
+from dispatcher.store.records import IngestBatch, IngestResult
 
 if TYPE_CHECKING:
-    from asyncpg import Record
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn: TypeAlias = PoolConnectionProxy[Record]
+    from dispatcher.store.postgres.connection import Conn
 
 
 async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
@@ -109,18 +107,6 @@ async def _lock_stored_events(event_ids: set[str], conn: Conn) -> None:
         raise IntegrityViolationError(
             f"integrity violation: deliveries of unknown events {sorted(missing)}"
         )
-
-
-async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:
-    """Delete the deliveries whose `column` (endpoint_id or event_id) is in `values`, with
-    their attempts, in chunks; run inside a transaction. Attempts go in a later statement
-    than their deliveries, so an attempt committed by a `complete` we waited for is seen."""
-    delete = _DELETE_DELIVERIES_BY[column]
-    while values:
-        gone = [row[0] for row in await conn.fetch(delete, values, DELETE_CHUNK)]
-        await conn.execute("DELETE FROM attempts WHERE delivery_id = ANY($1::text[])", gone)
-        if len(gone) < DELETE_CHUNK:
-            return
 
 
 async def claim_due(
@@ -241,16 +227,6 @@ _LOCK_STORED_EVENTS = """
     SELECT id FROM events WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
 """
 
-DELETE_CHUNK = 5000
-_DELETE_DELIVERIES_BY = {
-    column: f"""
-        DELETE FROM deliveries WHERE id IN
-            (SELECT id FROM deliveries WHERE {column} = ANY($1::text[]) LIMIT $2)
-        RETURNING id
-    """  # noqa: S608 - `column` is one of the two constants here
-    for column in ("endpoint_id", "event_id")
-}
-
 _CLAIM = """
     WITH due AS (
         SELECT id FROM deliveries
@@ -301,175 +277,4 @@ _INSERT_ATTEMPTS = """
         failure_kind, response_excerpt, detail)
     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
                          $5::float8[], $6::int[], $7::text[], $8::bytea[], $9::text[])
-"""
-
-INSERT_CIPHERTEXT = (
-    "INSERT INTO endpoint_secrets (endpoint_id, ciphertext, created_at) VALUES ($1, $2, $3)"
-)
-
-SELECT_DELIVERIES = (
-    f"SELECT {schema.DELIVERY_COLUMNS} FROM deliveries AS d "  # noqa: S608 - constant text
-    "JOIN events AS e ON e.id = d.event_id"
-)
-
-# The filters of list_deliveries and count_deliveries: $1 endpoint, $2 statuses, $3 types,
-# $4 since (inclusive), $5 until (exclusive); NULL means "any".
-MATCHING_DELIVERIES = """
-    WHERE d.endpoint_id = $1
-      AND ($2::text[] IS NULL OR d.status = ANY($2))
-      AND ($3::text[] IS NULL OR e.type = ANY($3))
-      AND ($4::timestamptz IS NULL OR d.created_at >= $4)
-      AND ($5::timestamptz IS NULL OR d.created_at < $5)
-"""
-
-COUNT_DELIVERIES = (
-    "SELECT count(*) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "  # noqa: S608
-    + MATCHING_DELIVERIES
-)
-
-
-def endpoint_config(endpoint: Endpoint, updated_at: datetime) -> tuple[Any, ...]:
-    """$1..$7 of `postgres.py`'s endpoint statements: the columns a PATCH may change."""
-    return (
-        endpoint.url,
-        endpoint.scope.value,
-        schema.dump_event_types(endpoint.event_types),
-        endpoint.rate_limit,
-        endpoint.description,
-        schema.dump_metadata(endpoint.metadata),
-        updated_at,
-    )
-
-
-async def replay(
-    conn: Conn,
-    delivery_ids: Sequence[str],
-    *,
-    actor: str,
-    reason: str,
-    now: datetime,
-    job_id: str | None = None,
-) -> int:
-    """Reset deliveries to a fresh ladder and record the replay; return how many existed."""
-    replayed = await conn.fetch(
-        """
-        WITH replayed AS (
-            UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
-                next_attempt_at = $2, waiting_reason = 'replay_queued', lease_owner = NULL,
-                lease_expires_at = NULL,
-                updated_at = $2
-            WHERE id = ANY($1::text[])
-            RETURNING id
-        )
-        INSERT INTO replays (delivery_id, actor, reason, at, job_id)
-        SELECT id, $3, $4, $2, $5 FROM replayed
-        RETURNING delivery_id
-        """,
-        list(delivery_ids),
-        now,
-        actor,
-        reason,
-        job_id,
-    )
-    return len(replayed)
-
-
-def replay_filter_args(selection: ReplayFilter) -> tuple[Any, ...]:
-    """$1..$5 of MATCHING_DELIVERIES for a bulk replay's filter."""
-    return (
-        selection.endpoint_id,
-        sorted(s.value for s in selection.statuses),
-        None if selection.types is None else sorted(selection.types),
-        selection.since,
-        selection.until,
-    )
-
-
-class ReplayJobRaceError(ConflictError):
-    """An active twin blocked our insert, then finished before we could read it: retry."""
-
-
-async def create_replay_job(
-    conn: Conn, *, row: tuple[Any, ...], selection: ReplayFilter, filter_key: str
-) -> tuple[Record, bool]:
-    """Run inside a transaction. The partial unique index on active jobs' filter_key makes
-    concurrent submissions of one filter (from any replica) insert one job."""
-    job_id, created_at = row[0], row[-1]
-    inserted = await conn.fetchrow(_INSERT_REPLAY_JOB, *row)
-    if inserted is None:
-        existing = await conn.fetchrow(_ACTIVE_JOB_BY_FILTER, filter_key)
-        if existing is None:  # it finished between our insert and this read
-            raise ReplayJobRaceError(filter_key)
-        return existing, False
-    status = await conn.execute(
-        "INSERT INTO replay_job_items (job_id, delivery_id) "  # noqa: S608 - constant text
-        "SELECT $6, d.id FROM deliveries AS d JOIN events AS e ON e.id = d.event_id "
-        + MATCHING_DELIVERIES,
-        *replay_filter_args(selection),
-        job_id,
-    )
-    total = int(status.rpartition(" ")[2] or 0)
-    state = ReplayJobStatus.QUEUED if total else ReplayJobStatus.SUCCEEDED
-    job = await conn.fetchrow(
-        "UPDATE replay_jobs SET total = $2, status = $3, finished_at = $4 WHERE id = $1 "
-        "RETURNING *",
-        job_id,
-        total,
-        state.value,
-        None if total else created_at,
-    )
-    if job is None:  # inserted above, in this transaction
-        raise ConflictError(f"replay job {job_id} vanished while it was created")
-    return job, True
-
-
-async def advance_replay_job(
-    conn: Conn, *, job_id: str, limit: int, now: datetime
-) -> tuple[Record | None, int]:
-    """Run inside a transaction. The job's row lock serialises replicas stepping it."""
-    job = await conn.fetchrow("SELECT * FROM replay_jobs WHERE id = $1 FOR UPDATE", job_id)
-    if job is None or job["status"] not in (ReplayJobStatus.QUEUED, ReplayJobStatus.RUNNING):
-        return job, 0
-    taken = [
-        row[0]
-        for row in await conn.fetch(
-            """
-            DELETE FROM replay_job_items WHERE job_id = $1 AND delivery_id IN (
-                SELECT delivery_id FROM replay_job_items WHERE job_id = $1
-                ORDER BY delivery_id LIMIT $2)
-            RETURNING delivery_id
-            """,
-            job_id,
-            limit,
-        )
-    ]
-    taken.sort()
-    await replay(conn, taken, actor=job["actor"], reason=job["reason"], now=now, job_id=job_id)
-    more = await conn.fetchval("SELECT 1 FROM replay_job_items WHERE job_id = $1 LIMIT 1", job_id)
-    status = ReplayJobStatus.RUNNING if more else ReplayJobStatus.SUCCEEDED
-    job = await conn.fetchrow(
-        """
-        UPDATE replay_jobs SET done = done + $2, status = $3, updated_at = $4,
-            finished_at = $5
-        WHERE id = $1 RETURNING *
-        """,
-        job_id,
-        len(taken),
-        status.value,
-        now,
-        None if more else now,
-    )
-    return job, len(taken)
-
-
-_ACTIVE_JOB_BY_FILTER = (
-    "SELECT * FROM replay_jobs WHERE filter_key = $1 AND status IN ('queued', 'running')"
-)
-
-_INSERT_REPLAY_JOB = """
-    INSERT INTO replay_jobs (id, organization_id, endpoint_id, filter_key, since, until,
-        statuses, types, status, actor, reason, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'queued', $9, $10, $11, $11)
-    ON CONFLICT DO NOTHING
-    RETURNING id
 """

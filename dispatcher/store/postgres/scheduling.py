@@ -1,0 +1,100 @@
+"""The scheduler's and the housekeeper's other statements on the PostgreSQL backend, outside
+the batched hot path: putting leased deliveries back to wait (`release`) or suppressing them,
+the next time a delivery falls due, one chunk of the retention purge of old events
+(`purge_chunk`; the store runs one transaction per chunk), and `delete_deliveries`, the
+chunked delete of deliveries with their attempts that the purge and endpoint deletion share.
+Each is a function run on a connection `PostgresStore` lends it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from dispatcher.core.models import WaitingReason
+from dispatcher.store.postgres.connection import count
+
+if TYPE_CHECKING:
+    from dispatcher.store.postgres.connection import Conn
+
+PURGE_CHUNK = 1000  # events per purge transaction
+
+
+async def release(
+    conn: Conn,
+    delivery_ids: list[str],
+    *,
+    next_attempt_at: datetime,
+    now: datetime,
+    reason: WaitingReason,
+) -> int:
+    return count(
+        await conn.execute(
+            """
+            UPDATE deliveries SET next_attempt_at = $2, waiting_reason = $4, lease_owner = NULL,
+                lease_expires_at = NULL, updated_at = $3
+            WHERE id = ANY($1::text[]) AND status = 'pending'
+            """,
+            delivery_ids,
+            next_attempt_at,
+            now,
+            reason.value,
+        )
+    )
+
+
+async def suppress(conn: Conn, delivery_ids: list[str], reason: str, *, now: datetime) -> int:
+    return count(
+        await conn.execute(
+            """
+            UPDATE deliveries SET status = 'suppressed', reason = $2, next_attempt_at = NULL,
+                waiting_reason = NULL,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+            WHERE id = ANY($1::text[]) AND status = 'pending'
+            """,
+            delivery_ids,
+            reason,
+            now,
+        )
+    )
+
+
+async def next_due_at(conn: Conn) -> datetime | None:
+    row = await conn.fetchrow("SELECT min(due_at) FROM deliveries WHERE status = 'pending'")
+    return None if row is None else row[0]
+
+
+async def purge_chunk(conn: Conn, *, before: datetime) -> int:
+    """Run inside a transaction: delete up to PURGE_CHUNK events received before `before`,
+    with their deliveries and attempts; return how many events went."""
+    gone = await conn.fetch(
+        "DELETE FROM events WHERE id IN "
+        "(SELECT id FROM events WHERE received_at < $1 LIMIT $2) RETURNING id",
+        before,
+        PURGE_CHUNK,
+    )
+    await delete_deliveries(conn, "event_id", [row[0] for row in gone])
+    return len(gone)
+
+
+async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:
+    """Delete the deliveries whose `column` (endpoint_id or event_id) is in `values`, with
+    their attempts, in chunks; run inside a transaction. Attempts go in a later statement
+    than their deliveries, so an attempt committed by a `complete` we waited for is seen."""
+    delete = _DELETE_DELIVERIES_BY[column]
+    while values:
+        gone = [row[0] for row in await conn.fetch(delete, values, DELETE_CHUNK)]
+        await conn.execute("DELETE FROM attempts WHERE delivery_id = ANY($1::text[])", gone)
+        if len(gone) < DELETE_CHUNK:
+            return
+
+
+DELETE_CHUNK = 5000
+_DELETE_DELIVERIES_BY = {
+    column: f"""
+        DELETE FROM deliveries WHERE id IN
+            (SELECT id FROM deliveries WHERE {column} = ANY($1::text[]) LIMIT $2)
+        RETURNING id
+    """  # noqa: S608 - `column` is one of the two constants here
+    for column in ("endpoint_id", "event_id")
+}

@@ -1,0 +1,234 @@
+"""The SQLite backend's batched hot path: `ingest`, `claim_due` and `complete` as plain
+functions the store's worker thread runs inside `BEGIN IMMEDIATE … COMMIT`, the rows they
+write and the statements they run, and the claims `claim_due`'s rows become.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from dispatcher.clock import new_id
+from dispatcher.core.models import (
+    AttemptResult,
+    Claim,
+    DeadLetter,
+    DeliveryStatus,
+    Event,
+    NewDelivery,
+    WaitingReason,
+)
+from dispatcher.store import schema
+from dispatcher.store.records import IngestBatch, IngestResult
+from dispatcher.store.sqlite.encoding import json_list, maybe_us, us
+
+
+def ingest(conn: sqlite3.Connection, *, batch: IngestBatch, now: int) -> IngestResult:
+    # Deliveries routed to an endpoint deleted since are dropped, not an error.
+    wanted = json_list({d.endpoint_id for d in batch.deliveries})
+    live = {row[0] for row in conn.execute(_LIVE_ENDPOINTS, (wanted,))}
+    deliveries = [d for d in batch.deliveries if d.endpoint_id in live]
+    # New events are inserted already counting their deliveries; dedupe corrects it below.
+    expected = Counter(d.event_id for d in deliveries)
+    inserted_events = {
+        event.id
+        for event in batch.events
+        if conn.execute(_INSERT_EVENT, _event_row(event, now, expected[event.id])).fetchone()
+    }
+    created = {
+        d.id: d.event_id
+        for d in deliveries
+        if conn.execute(_INSERT_DELIVERY, _delivery_row(d, now)).fetchone()
+    }
+    changes = schema.delivery_count_changes(expected, inserted_events, created.values())
+    conn.executemany(
+        "UPDATE events SET delivery_count = delivery_count + ? WHERE id = ?",
+        [(delta, event_id) for event_id, delta in changes],
+    )
+    conn.executemany(_INSERT_DEAD_LETTER, [_dead_letter_row(dl) for dl in batch.dead_letters])
+    return IngestResult(
+        created=frozenset(created),
+        duplicate_events=len(batch.events) - len(inserted_events),
+        duplicate_deliveries=len(deliveries) - len(created),
+    )
+
+
+def claim_due(
+    conn: sqlite3.Connection, *, now: int, limit: int, lease: tuple[str, int, int]
+) -> list[tuple[Any, ...]]:
+    """Lease due deliveries; `lease` is (owner, expires at, updated at). One writer, so a
+    select then an update inside the transaction cannot race another claimer."""
+    rows = conn.execute(
+        """
+        SELECT d.id, d.event_id, e.type, d.endpoint_id, d.attempts, e.body
+        FROM deliveries AS d JOIN events AS e ON e.id = d.event_id
+        WHERE d.status = 'pending' AND d.due_at <= ?
+        ORDER BY d.due_at LIMIT ?
+        """,
+        (now, limit),
+    ).fetchall()
+    conn.execute(
+        """
+        UPDATE deliveries SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
+        WHERE id IN (SELECT value FROM json_each(?))
+        """,
+        (*lease, json_list([row[0] for row in rows])),
+    )
+    return [tuple(row) for row in rows]
+
+
+def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
+    """The rows `claim_due` returns as claims (built on the event loop, not the worker)."""
+    return [
+        Claim(
+            delivery_id=delivery_id,
+            event_id=event_id,
+            event_type=event_type,
+            endpoint_id=endpoint_id,
+            attempts=attempts,
+            body=body,
+        )
+        for delivery_id, event_id, event_type, endpoint_id, attempts, body in rows
+    ]
+
+
+def complete(conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int) -> None:
+    # Endpoints first, then deliveries: the order a cascading delete takes them in.
+    conn.executemany(
+        _UPDATE_ENDPOINT_CLOCK,
+        [
+            {"id": c.endpoint_id, "ok": maybe_us(c.last_success), "fail": maybe_us(c.first_failure)}
+            for c in schema.endpoint_clocks(results)
+        ],
+    )
+    # A delivery deleted meanwhile (with its endpoint) just loses its attempt.
+    ids = json_list([r.delivery_id for r in results])
+    existing = {row[0] for row in conn.execute(_EXISTING_DELIVERIES, (ids,))}
+    kept = [r for r in results if r.delivery_id in existing]
+    conn.executemany(_UPDATE_DELIVERY, [_completed_row(r, now) for r in kept])
+    conn.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in kept])
+
+
+def _event_row(event: Event, now: int, delivery_count: int) -> tuple[Any, ...]:
+    return (
+        event.id,
+        event.type,
+        event.organization_id,
+        us(event.created),
+        now,
+        event.body,
+        delivery_count,
+    )
+
+
+def _delivery_row(d: NewDelivery, now: int) -> tuple[Any, ...]:
+    pending = d.status is DeliveryStatus.PENDING
+    return (
+        d.id,
+        d.event_id,
+        d.endpoint_id,
+        d.status.value,
+        d.reason,
+        us(d.next_attempt_at) if pending else None,
+        d.lease_owner,
+        maybe_us(d.lease_expires_at),
+        now,
+        now,
+    )
+
+
+def _dead_letter_row(dl: DeadLetter) -> tuple[Any, ...]:
+    return (
+        dl.id,
+        dl.topic,
+        dl.partition,
+        dl.offset,
+        dl.key,
+        dl.value,
+        dl.reason,
+        dl.detail,
+        us(dl.received_at),
+    )
+
+
+def _completed_row(r: AttemptResult, now: int) -> tuple[Any, ...]:
+    return (
+        r.status.value,
+        r.attempt,
+        maybe_us(r.next_attempt_at),
+        WaitingReason.RETRY_SCHEDULED.value if r.status is DeliveryStatus.PENDING else None,
+        us(r.started_at),
+        r.outcome.status_code,
+        now,
+        r.delivery_id,
+    )
+
+
+def _attempt_row(r: AttemptResult) -> tuple[Any, ...]:
+    started = us(r.started_at)
+    return (
+        new_id("att", now_ms=started // 1000),
+        r.delivery_id,
+        r.attempt,
+        started,
+        r.outcome.duration_ms,
+        r.outcome.status_code,
+        r.outcome.failure,
+        r.outcome.response_excerpt,
+        r.outcome.detail,
+    )
+
+
+_LIVE_ENDPOINTS = "SELECT id FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
+
+_EXISTING_DELIVERIES = "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"
+
+_INSERT_EVENT = """
+    INSERT INTO events (id, type, organization_id, created, received_at, body, delivery_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+
+_INSERT_DELIVERY = """
+    INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
+        lease_owner, lease_expires_at, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+
+_INSERT_DEAD_LETTER = """
+    INSERT INTO dead_letters (id, topic, "partition", "offset", key, value, reason, detail,
+        received_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
+"""
+
+# A success advances last_success_at and resets failing_since to the batch's first failure
+# after it (NULL when none); failures alone start failing_since if it is not running. A row
+# whose clock would move by less than a second is left alone (as on PostgreSQL, where this
+# keeps replicas from serialising on a hot endpoint).
+_UPDATE_ENDPOINT_CLOCK = """
+    UPDATE endpoints
+    SET last_success_at = max(coalesce(last_success_at, :ok), coalesce(:ok, last_success_at)),
+        failing_since = :fail
+    WHERE id = :id AND CASE
+        WHEN :ok IS NULL THEN failing_since IS NULL AND :fail IS NOT NULL
+        ELSE last_success_at IS NULL OR :ok >= last_success_at + 1000000
+             OR failing_since IS NOT :fail
+    END
+"""
+
+_UPDATE_DELIVERY = """
+    UPDATE deliveries SET status = ?, reason = NULL, attempts = ?, next_attempt_at = ?,
+        waiting_reason = ?, lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = ?,
+        last_status_code = ?, updated_at = ?
+    WHERE id = ?
+"""
+
+_INSERT_ATTEMPT = """
+    INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, status_code,
+        failure_kind, response_excerpt, detail)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""

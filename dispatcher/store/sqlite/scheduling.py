@@ -1,0 +1,66 @@
+"""The scheduler's and the housekeeper's single-statement calls on the SQLite backend, outside
+the batched hot path: putting leased deliveries back to wait (`release`) or suppressing them,
+the next time a delivery falls due, and the retention purge of old events (in chunks, one
+transaction each). The bodies of those `SQLiteStore` methods, as functions of the store's
+worker helpers (`Runner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from dispatcher.core.models import WaitingReason
+from dispatcher.store.sqlite.encoding import dt, json_list, us
+from dispatcher.store.sqlite.transactions import Runner
+
+PURGE_CHUNK = 1000  # events per purge transaction
+
+
+async def release(
+    db: Runner,
+    delivery_ids: Collection[str],
+    *,
+    next_attempt_at: datetime,
+    reason: WaitingReason,
+    updated_at: datetime,
+) -> None:
+    await db._change(
+        """
+        UPDATE deliveries SET next_attempt_at = ?, waiting_reason = ?, lease_owner = NULL,
+            lease_expires_at = NULL, updated_at = ?
+        WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
+        """,
+        (us(next_attempt_at), reason.value, us(updated_at), json_list(delivery_ids)),
+    )
+
+
+async def suppress(
+    db: Runner, delivery_ids: Collection[str], reason: str, *, updated_at: datetime
+) -> None:
+    await db._change(
+        """
+        UPDATE deliveries SET status = 'suppressed', reason = ?, next_attempt_at = NULL,
+            waiting_reason = NULL,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+        WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
+        """,
+        (reason, us(updated_at), json_list(delivery_ids)),
+    )
+
+
+async def next_due_at(db: Runner) -> datetime | None:
+    row = await db._one("SELECT min(due_at) FROM deliveries WHERE status = 'pending'")
+    return None if row is None or row[0] is None else dt(row[0])
+
+
+async def purge(db: Runner, *, before: datetime) -> int:
+    total = 0
+    while True:  # in chunks, one transaction each
+        deleted = await db._change(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)",
+            (us(before), PURGE_CHUNK),
+        )
+        total += deleted
+        if deleted < PURGE_CHUNK:
+            return total
