@@ -7,160 +7,25 @@ configuration table is generated from `FIELDS` (and a test keeps them in step).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from dispatcher.core.destinations import parse_cidr_list
-from dispatcher.errors import (
-    ConfigurationError,
-    DatabaseUrlError,
-    EncryptionKeyError,
-    SettingsError,
+from dispatcher.errors import ConfigurationError, SettingsError
+from dispatcher.setting_values import (
+    Network,
+    check_database_url,
+    encryption_key_text,
+    fraction,
+    log_level,
+    parse_list,
+    parse_schedule,
+    port,
+    positive_duration,
+    positive_int,
+    text_value,
 )
-
-T = TypeVar("T")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_duration(text: str) -> float:
-    """`"5s"`, `"5m"`, `"2h"`, `"5d"`, `"250ms"` → seconds. A bare number is seconds."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if value < 0:
-            raise ConfigurationError(f"{text!r} is negative")
-        return value
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigurationError(f"{text!r} is not a duration (use e.g. 500ms, 5s, 5m, 2h, 5d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_schedule(text: str) -> tuple[float, ...]:
-    """`"5s,5m,30m"` → (5.0, 300.0, 1800.0): the delays after attempt 1, 2, 3, …"""
-    parts = [p for p in (s.strip() for s in text.split(",")) if p]
-    if not parts:
-        raise ValueError("the retry schedule needs at least one delay")
-    return tuple(parse_duration(p) for p in parts)
-
-
-def parse_list(text: str) -> tuple[str, ...]:
-    items = tuple(p for p in (s.strip() for s in text.split(",")) if p)
-    if not items:
-        raise ValueError("must name at least one item")
-    return items
-
-
-def _positive_int(text: str) -> int:
-    value = int(text.strip())
-    if value <= 0:
-        raise ValueError(f"{text!r} must be a positive integer")
-    return value
-
-
-def _positive_duration(text: str) -> float:
-    value = parse_duration(text)
-    if value <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text.strip())
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{text!r} must be in [0, 1)")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text.strip())
-    if not 0 <= value <= 65535:
-        raise ValueError(f"{text!r} is not a TCP port")
-    return value
-
-
-def _log_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ValueError(f"{text!r} is not one of debug, info, warning, error")
-    return level
-
-
-def _text(text: str) -> str:
-    return text.strip()
-
-
-SQLITE_PREFIX = "sqlite:///"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-ENCRYPTION_KEY_BYTES = 32
-
-
-def check_database_url(url: str) -> str:
-    """`sqlite:///path` or `postgresql://…`, else ConfigurationError (never echoing the URL,
-    which may carry a password)."""
-    if url.startswith("sqlite:"):
-        path = url.removeprefix(SQLITE_PREFIX) if url.startswith(SQLITE_PREFIX) else ""
-        if not path or "?" in path or path == ":memory:":
-            raise DatabaseUrlError(
-                "a SQLite database URL names a file: sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db (no in-memory databases, no query options)"
-            )
-        return url
-    if url.startswith(POSTGRES_SCHEMES):
-        return url
-    scheme = url.partition("://")[0] if "://" in url else "(none)"
-    raise DatabaseUrlError(
-        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db or "
-        "postgresql://user@host:port/database"
-    )
-
-
-def parse_encryption_keys(text: str) -> list[bytes]:
-    """`WEBHOOKS_ENCRYPTION_KEY`: standard base64 of 32 bytes, comma-separated, newest first.
-
-    Errors name the position of the bad entry and never echo key material.
-    """
-    entries = [entry.strip() for entry in text.split(",")]
-    if entries == [""]:
-        raise EncryptionKeyError("no encryption key given: expected standard base64 of 32 bytes")
-    keys: list[bytes] = []
-    for number, entry in enumerate(entries, start=1):
-        if not entry:
-            raise EncryptionKeyError(f"encryption key #{number} is empty (stray comma?)")
-        try:
-            key = base64.b64decode(entry, validate=True)
-        except binascii.Error:
-            raise EncryptionKeyError(
-                f"encryption key #{number} is not standard base64 "
-                "(alphabet A-Z a-z 0-9 + /, '=' padding)"
-            ) from None
-        if len(key) != ENCRYPTION_KEY_BYTES:
-            raise EncryptionKeyError(
-                f"encryption key #{number} decodes to {len(key)} bytes; "
-                f"expected {ENCRYPTION_KEY_BYTES} (e.g. `openssl rand -base64 32`)"
-            )
-        if key in keys:
-            raise EncryptionKeyError(f"encryption key #{number} repeats key #{keys.index(key) + 1}")
-        keys.append(key)
-    return keys
-
-
-def _encryption_key(text: str) -> str:
-    if text.strip():
-        parse_encryption_keys(text)
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +53,7 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_ENCRYPTION_KEY",
         "encryption_key",
         "",
-        _encryption_key,
+        encryption_key_text,
         "Standard base64 of 32 random bytes; a comma list rotates keys (first encrypts, all "
         "decrypt). Required by `serve`; `dev`/`demo` generate one.",
     ),
@@ -196,7 +61,7 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS",
         "kafka_bootstrap_servers",
         "",
-        _text,
+        text_value,
         "Kafka bootstrap servers (`host:port,…`). Required by `serve`; `dev`/`demo` start "
         "an embedded Tansu broker when empty.",
     ),
@@ -211,28 +76,28 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_KAFKA_GROUP",
         "kafka_group",
         "layers-webhooks",
-        _text,
+        text_value,
         "Consumer group id; replicas in one group share the partitions.",
     ),
     Field(
         "WEBHOOKS_KAFKA_SESSION_TIMEOUT",
         "kafka_session_timeout",
         "10s",
-        _positive_duration,
+        positive_duration,
         "Consumer group session timeout.",
     ),
     Field(
         "WEBHOOKS_KAFKA_BATCH_SIZE",
         "kafka_batch_size",
         "500",
-        _positive_int,
+        positive_int,
         "Most records read and persisted per consumer batch (one transaction).",
     ),
     Field(
         "WEBHOOKS_MAX_EVENT_BYTES",
         "max_event_bytes",
         "262144",
-        _positive_int,
+        positive_int,
         "Largest accepted record value, checked before parsing (larger → dead letter).",
     ),
     Field(
@@ -246,14 +111,14 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_RETRY_JITTER",
         "retry_jitter",
         "0.2",
-        _fraction,
+        fraction,
         "Relative jitter applied to each retry delay (0.2 = ±20 %).",
     ),
     Field(
         "WEBHOOKS_DELIVERY_TIMEOUT",
         "delivery_timeout",
         "15s",
-        _positive_duration,
+        positive_duration,
         "Total deadline of one attempt: connect + send + response.",
     ),
     Field(
@@ -268,28 +133,28 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_MAX_IN_FLIGHT",
         "max_in_flight",
         "512",
-        _positive_int,
+        positive_int,
         "Global cap on concurrent delivery attempts.",
     ),
     Field(
         "WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT",
         "max_in_flight_per_endpoint",
         "32",
-        _positive_int,
+        positive_int,
         "Per-endpoint cap on concurrent delivery attempts.",
     ),
     Field(
         "WEBHOOKS_BREAKER_THRESHOLD",
         "breaker_threshold",
         "10",
-        _positive_int,
+        positive_int,
         "Consecutive failed attempts that open an endpoint's circuit breaker.",
     ),
     Field(
         "WEBHOOKS_BREAKER_COOLDOWN",
         "breaker_cooldown",
         "30s",
-        _positive_duration,
+        positive_duration,
         "How long an open breaker waits before letting one probe attempt through; each failed "
         "probe doubles the wait, up to 10 minutes.",
     ),
@@ -297,21 +162,21 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_DISABLE_AFTER",
         "disable_after",
         "5d",
-        _positive_duration,
+        positive_duration,
         "Disable an endpoint with no success for this long while deliveries keep failing.",
     ),
     Field(
         "WEBHOOKS_RETENTION",
         "retention",
         "30d",
-        _positive_duration,
+        positive_duration,
         "How long events, deliveries and attempts are kept (and deduped).",
     ),
     Field(
         "WEBHOOKS_LEASE",
         "lease",
         "60s",
-        _positive_duration,
+        positive_duration,
         "How long a claimed delivery stays leased to one process before another may take "
         "it over (must exceed the delivery timeout).",
     ),
@@ -319,21 +184,21 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_POLL_INTERVAL",
         "poll_interval",
         "1s",
-        _positive_duration,
+        positive_duration,
         "Longest sleep of the retry poller between looks for due deliveries.",
     ),
     Field(
         "WEBHOOKS_SHUTDOWN_TIMEOUT",
         "shutdown_timeout",
         "20s",
-        _positive_duration,
+        positive_duration,
         "Deadline for draining in-flight attempts on SIGTERM.",
     ),
     Field(
         "WEBHOOKS_REPLAY_RATE",
         "replay_rate",
         "50",
-        _positive_int,
+        positive_int,
         "Deliveries per second a bulk replay job re-queues (so a recovering endpoint is "
         "not flattened).",
     ),
@@ -341,29 +206,29 @@ FIELDS: tuple[Field, ...] = (
         "WEBHOOKS_API_RATE_LIMIT",
         "api_rate_limit",
         "20",
-        _positive_int,
+        positive_int,
         "Mutating API requests per second per key (burst of twice that).",
     ),
     Field(
         "WEBHOOKS_HTTP_HOST",
         "http_host",
         "127.0.0.1",
-        _text,
+        text_value,
         "Address the HTTP API, health and metrics listen on (`0.0.0.0` in containers).",
     ),
-    Field("WEBHOOKS_HTTP_PORT", "http_port", "8080", _port, "Port of the HTTP server."),
+    Field("WEBHOOKS_HTTP_PORT", "http_port", "8080", port, "Port of the HTTP server."),
     Field(
         "WEBHOOKS_INSTANCE_ID",
         "instance_id",
         "",
-        _text,
+        text_value,
         "Name of this replica in leases and logs (default: host name and process id).",
     ),
     Field(
         "WEBHOOKS_LOG_LEVEL",
         "log_level",
         "info",
-        _log_level,
+        log_level,
         "debug, info, warning or error. Logs are JSON lines on stderr.",
     ),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from dispatcher.store import Store
 
 EXIT_USAGE = 2
+PUBLISH_TIMEOUT_MS = 10_000  # a publish gives up after this long
 EXIT_FAILURE = 1
 
 
@@ -58,6 +60,7 @@ async def _migrate(settings: Settings) -> int:
 
 async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     from dispatcher.clock import new_id, utcnow
     from dispatcher.core.catalog import Catalog
@@ -91,15 +94,22 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
         )
     except EventError as exc:
         raise CommandError(str(exc)) from exc
+    servers = settings.kafka_bootstrap_servers
+    # The client logs each refused connection; the one line below says it all.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        request_timeout_ms=PUBLISH_TIMEOUT_MS,
     )
-    await producer.start()
+    topic = args.topic or settings.kafka_topics[0]
     try:
-        topic = args.topic or settings.kafka_topics[0]
+        await producer.start()
         meta = await producer.send_and_wait(topic, body, key=args.org.encode())
+    except KafkaError as exc:
+        raise CommandError(f"cannot publish to Kafka at {servers} ({exc})") from None
     finally:
-        await producer.stop()
+        await producer.stop()  # also after a failed start: no "Unclosed AIOKafkaProducer"
     event_id = orjson.loads(body)["id"]
     if args.json:
         print(

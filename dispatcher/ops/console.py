@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from dispatcher.errors import ConfigurationError, UsageError
-from dispatcher.settings import parse_duration
+from dispatcher.setting_values import parse_duration
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})\Z")
 _MAX_CELL = 60

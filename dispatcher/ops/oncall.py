@@ -16,7 +16,7 @@ import orjson
 from dispatcher.errors import ConfigurationError, UsageError
 from dispatcher.ops.apiclient import ApiClient, ClientConfig
 from dispatcher.ops.console import ProgressLine, details, parse_when, rfc3339, table
-from dispatcher.settings import parse_duration
+from dispatcher.setting_values import parse_duration
 
 ENDPOINT_COLUMNS = [
     ("id", "id"),

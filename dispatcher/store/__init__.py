@@ -11,7 +11,7 @@ Both pass one contract suite (tests/dispatcher/store/contract.py).
 from __future__ import annotations
 
 from dispatcher.errors import StoreUnavailableError
-from dispatcher.settings import SQLITE_PREFIX, check_database_url
+from dispatcher.setting_values import SQLITE_PREFIX, check_database_url
 from dispatcher.store.base import Store
 from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.records import (

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dispatcher.errors import DecryptionError
-from dispatcher.settings import parse_encryption_keys
+from dispatcher.setting_values import parse_encryption_keys
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

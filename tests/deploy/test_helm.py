@@ -15,7 +15,8 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from dispatcher.settings import FIELDS, parse_duration
+from dispatcher.setting_values import parse_duration
+from dispatcher.settings import FIELDS
 from tests.deploy.conftest import CHART, REPO, Helm, RenderError
 
 PRODUCTION = CHART / "ci" / "production-values.yaml"

@@ -8,7 +8,8 @@ import ipaddress
 import pytest
 
 from dispatcher.errors import SettingsError
-from dispatcher.settings import FIELDS, Settings, parse_duration
+from dispatcher.setting_values import parse_duration
+from dispatcher.settings import FIELDS, Settings
 
 
 def test_defaults_match_the_design() -> None:
