@@ -43,7 +43,10 @@ class SettingsError(ConfigurationError):
     """One or more `WEBHOOKS_*` variables are invalid; `problems` lists every one."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:  # one line for one mistake
+            super().__init__(f"invalid configuration: {problems[0]}")
+        else:
+            super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
         self.problems = problems
 
 

@@ -38,6 +38,7 @@ from dispatcher.engine.intake import Intake
 from dispatcher.engine.poller import Poller
 from dispatcher.engine.replay import ReplayRunner
 from dispatcher.engine.scheduler import Scheduler
+from dispatcher.errors import ConfigurationError
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import Store, open_store
@@ -178,7 +179,13 @@ class Service:
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             site = web.TCPSite(runner, settings.http_host, settings.http_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # a busy port, an address not on this host
+                raise ConfigurationError(
+                    f"cannot listen on {settings.http_host}:{settings.http_port} "
+                    f"(WEBHOOKS_HTTP_HOST / WEBHOOKS_HTTP_PORT): {exc.strerror or exc}"
+                ) from None
             port = _bound_port(runner, settings.http_port)
             url = f"http://{settings.http_host}:{port}"
             self.running = Running(

@@ -52,6 +52,8 @@ from dispatcher.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+CONNECT_BACKOFF_MAX = 30.0  # seconds between tries to reach the cluster, at most
+
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, lock: asyncio.Lock, assigned: asyncio.Event) -> None:
@@ -96,7 +98,8 @@ class EventConsumer:
         self._assigned = asyncio.Event()
         self._fetch_health = FetchHealth()
         session_ms = int(session_timeout * 1000)
-        self._consumer = AIOKafkaConsumer(
+        self._bootstrap_servers = bootstrap_servers
+        self._options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap_servers,
             group_id=group,
             client_id=f"layers-webhooks-{group}",
@@ -115,12 +118,42 @@ class EventConsumer:
             # The price is ~100 empty fetches per second per idle consumer.
             fetch_max_wait_ms=10,
         )
+        self._consumer = AIOKafkaConsumer(**self._options)
+        self._connected = False
+        self._connect_health = FetchHealth(first_delay=0.5, max_delay=CONNECT_BACKOFF_MAX)
 
     async def __aenter__(self) -> Self:
-        await self._consumer.start()
+        # Connecting happens in run(), retried with back-off while /readyz says why: an
+        # unreachable cluster at start is an outage to wait out, not a reason to exit.
+        return self
+
+    async def _connect(self) -> bool:
+        """Start the client and join the group; on failure wait (back-off) and return False."""
+        try:
+            await self._consumer.start()
+        except (KafkaError, OSError) as exc:
+            delay = self._connect_health.failed(exc)
+            self._metrics.consumer_errors.labels(type(exc).__name__).inc()
+            log.warning(
+                "cannot reach Kafka; retrying",
+                extra={
+                    "bootstrap_servers": self._bootstrap_servers,
+                    "retry_in": delay,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()  # a failed start leaves a client to close
+            self._consumer = AIOKafkaConsumer(**self._options)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            return False
         listener = _CommitBeforeRevoke(self._batch_lock, self._assigned)
         self._consumer.subscribe(self._topics, listener=listener)
-        return self
+        self._connected = True
+        if self._connect_health.succeeded():
+            log.info("connected to Kafka", extra={"bootstrap_servers": self._bootstrap_servers})
+        return True
 
     async def __aexit__(
         self,
@@ -135,6 +168,9 @@ class EventConsumer:
 
     async def status(self) -> str:
         """`ok`, or why this consumer cannot make progress (for /readyz)."""
+        if not self._connected:
+            problem = self._connect_health.problem or "not yet connected"
+            return f"connecting to {self._bootstrap_servers}: {problem}"
         if self._fetch_health.problem is not None:
             return f"fetch failing: {self._fetch_health.problem}"
         try:
@@ -145,6 +181,8 @@ class EventConsumer:
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this member currently owns (empty until the group is joined)."""
+        if not self._connected:
+            return frozenset()
         return frozenset(self._consumer.assignment())
 
     async def wait_assigned(self) -> None:
@@ -156,6 +194,10 @@ class EventConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
+        while not self._connected:
+            if self._stopping.is_set():
+                return
+            await self._connect()
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():

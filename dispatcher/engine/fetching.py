@@ -54,7 +54,7 @@ class FetchHealth:
     def failed(self, exc: BaseException) -> float:
         """Record a failure; return how long to wait before fetching again (doubling)."""
         self.failures += 1
-        self.problem = f"{type(exc).__name__}: {exc}"
+        self.problem = describe(exc)
         delay: float = self._first_delay * 2.0 ** (self.failures - 1)
         return min(delay, self._max_delay)
 
@@ -90,3 +90,9 @@ def decode_records(
         else:
             events.append(decoded)
     return events, dead
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, once (aiokafka's messages already start with their type's name)."""
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"

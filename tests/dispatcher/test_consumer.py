@@ -15,7 +15,7 @@ from aiokafka.errors import (
     UnsupportedCodecError,
 )
 
-from dispatcher.engine.fetching import FetchHealth, is_undecodable
+from dispatcher.engine.fetching import FetchHealth, describe, is_undecodable
 
 
 def struct_error() -> Exception:
@@ -56,7 +56,8 @@ def test_fetch_back_off_doubles_up_to_its_ceiling_and_names_the_problem() -> Non
     delays = [health.failed(KafkaConnectionError("down")) for _ in range(5)]
     assert delays == [0.2, 0.4, 0.8, 1.0, 1.0]
     assert health.failures == 5
-    assert health.problem == "KafkaConnectionError: KafkaConnectionError: down"
+    assert health.problem == "KafkaConnectionError: down"
+    assert describe(ValueError("bad")) == "ValueError: bad"
 
 
 def test_a_success_clears_the_problem_and_restarts_the_ladder() -> None:
