@@ -104,6 +104,7 @@ def successes(claims: Sequence[Claim]) -> list[AttemptResult]:
             outcome=outcome,
             status=DeliveryStatus.SUCCEEDED,
             next_attempt_at=None,
+            lease=claim.lease,
         )
         for claim in claims
     ]

@@ -38,6 +38,7 @@ class Metrics:
     operational_events: Counter
     consumer_lag: Gauge
     consumer_errors: Counter
+    stale_results: Counter
     store_errors: Counter
     oldest_pending_seconds: Gauge
     replays: Counter
@@ -103,6 +104,12 @@ class Metrics:
             ),
             consumer_lag=gauge(
                 "consumer_lag", "Records behind the partition end (approximate on Tansu)"
+            ),
+            stale_results=counter(
+                "stale_results",
+                "Results, hand-backs and suppressions dropped: the delivery's lease was taken "
+                "over since (by another replica, or after an outage longer than the lease)",
+                ("operation",),
             ),
             consumer_errors=counter(
                 "consumer_errors",

@@ -143,6 +143,22 @@ class DeadLetter:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A fencing token: who holds a pending delivery, and which claim of it.
+
+    Every claim takes a fresh `epoch` (the row's counter plus one). A result, hand-back or
+    suppression is applied only while the row still carries both owner and epoch, so a
+    replica whose lease expired and was taken over cannot overwrite what the new holder did.
+    """
+
+    owner: str
+    epoch: int
+
+
+FRESH_EPOCH = 1  # the epoch of a delivery leased as it is ingested (never claimed before)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
     """A pending delivery leased to this process for one attempt."""
@@ -153,6 +169,7 @@ class Claim:
     endpoint_id: str
     attempts: int  # attempts already made on the current ladder (0 for the first one)
     body: bytes
+    lease: Lease
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,6 +199,7 @@ class AttemptResult:
     outcome: AttemptOutcome
     status: DeliveryStatus  # the delivery's status after this attempt
     next_attempt_at: datetime | None  # when still pending
+    lease: Lease  # the claim the attempt was made under (applied only if still held)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dispatcher.clock import new_id
-from dispatcher.core.models import Claim, DeadLetter, DeliveryStatus, Event, NewDelivery
+from dispatcher.core.models import (
+    FRESH_EPOCH,
+    Claim,
+    DeadLetter,
+    DeliveryStatus,
+    Event,
+    Lease,
+    NewDelivery,
+)
 from dispatcher.core.routing import RoutingTable, Target, route
 from dispatcher.engine.directory import Directory
 from dispatcher.engine.scheduler import Scheduler
@@ -73,6 +81,7 @@ def plan(
                     endpoint_id=target.endpoint.id,
                     attempts=0,
                     body=event.body,
+                    lease=Lease(lease_owner, FRESH_EPOCH),
                 )
     batch = IngestBatch(
         events=list(unique.values()), deliveries=deliveries, dead_letters=list(dead_letters)

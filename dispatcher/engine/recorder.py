@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from dispatcher.core.models import AttemptResult, WaitingReason
+from dispatcher.core.models import AttemptResult, Lease, WaitingReason
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
 from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
-V = TypeVar("V")
+K = TypeVar("K")
 
 FLUSH_INTERVAL = 0.02  # seconds between batched writes
 FLUSH_BATCH = 1000  # buffered writes that trigger a flush at once
@@ -32,9 +32,10 @@ RETRY_PAUSE = 0.5  # seconds to wait after a failed flush
 @dataclass(slots=True)
 class _Buffer:
     results: list[AttemptResult] = field(default_factory=list)
-    # delivery id → (due, why it waits)
-    released: dict[str, tuple[datetime, WaitingReason]] = field(default_factory=dict)
-    suppressed: dict[str, str] = field(default_factory=dict)  # delivery id → reason
+    # delivery id → ((due, why it waits), the lease it is released under)
+    released: dict[str, tuple[tuple[datetime, WaitingReason], Lease]] = field(default_factory=dict)
+    # delivery id → (why it is suppressed, the lease it is suppressed under)
+    suppressed: dict[str, tuple[str, Lease]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.results) + len(self.released) + len(self.suppressed)
@@ -60,13 +61,15 @@ class Recorder:
         self._buffer.results.append(result)
         self._maybe_flush()
 
-    def release(self, delivery_ids: Collection[str], due: datetime, reason: WaitingReason) -> None:
-        for delivery_id in delivery_ids:
-            self._buffer.released[delivery_id] = (due, reason)
+    def release(
+        self, leased: Iterable[tuple[str, Lease]], due: datetime, reason: WaitingReason
+    ) -> None:
+        for delivery_id, lease in leased:
+            self._buffer.released[delivery_id] = ((due, reason), lease)
         self._flush_now.set()
 
-    def suppress(self, delivery_id: str, reason: str) -> None:
-        self._buffer.suppressed[delivery_id] = reason
+    def suppress(self, delivery_id: str, lease: Lease, reason: str) -> None:
+        self._buffer.suppressed[delivery_id] = (reason, lease)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -92,15 +95,18 @@ class Recorder:
             return True
         try:
             if buffer.results:
-                await self._store.complete(buffer.results)
+                stale = await self._store.complete(buffer.results)
+                self._stale("complete", len(stale), sorted(stale))
                 buffer.results = []
-            for (due, reason), ids in _group_by_value(buffer.released).items():
-                await self._store.release(ids, next_attempt_at=due, reason=reason)
-                for delivery_id in ids:
+            for (due, reason), leased in _group(buffer.released).items():
+                applied = await self._store.release(leased, next_attempt_at=due, reason=reason)
+                self._stale("release", len(leased) - applied, [i for i, _ in leased])
+                for delivery_id, _ in leased:
                     del buffer.released[delivery_id]
-            for why, ids in _group_by_value(buffer.suppressed).items():
-                await self._store.suppress(ids, why)
-                for delivery_id in ids:
+            for why, leased in _group(buffer.suppressed).items():
+                applied = await self._store.suppress(leased, why)
+                self._stale("suppress", len(leased) - applied, [i for i, _ in leased])
+                for delivery_id, _ in leased:
                     del buffer.suppressed[delivery_id]
         except StoreUnavailableError:
             self._metrics.store_errors.labels("record").inc()
@@ -110,9 +116,23 @@ class Recorder:
             return False
         return True
 
+    def _stale(self, operation: str, count: int, ids: list[str]) -> None:
+        """Writes refused because the lease is no longer ours: another replica (or this one,
+        after an outage longer than the lease) claimed the delivery since. Counted; logged
+        once per flush that finds any, never applied."""
+        if count <= 0:
+            return
+        self._metrics.stale_results.labels(operation).inc(count)
+        log.warning(
+            "stale writes dropped: the lease was taken over",
+            extra={"operation": operation, "count": count, "delivery_id": ids[0] if ids else None},
+        )
 
-def _group_by_value(mapping: dict[str, V]) -> dict[V, list[str]]:
-    groups: dict[V, list[str]] = {}
-    for key, value in mapping.items():
-        groups.setdefault(value, []).append(key)
+
+def _group(mapping: Mapping[str, tuple[K, Lease]]) -> dict[K, list[tuple[str, Lease]]]:
+    """Leased writes grouped by what they share (due and reason, or reason): one store call
+    per group, each delivery with its own lease."""
+    groups: dict[K, list[tuple[str, Lease]]] = {}
+    for delivery_id, (shared, lease) in mapping.items():
+        groups.setdefault(shared, []).append((delivery_id, lease))
     return groups

@@ -235,7 +235,9 @@ class Scheduler:
             return
         self._queued -= len(jobs)
         due = self._clock() + timedelta(seconds=max(delay, 0.0))
-        self.recorder.release([job.claim.delivery_id for job in jobs], due, reason)
+        self.recorder.release(
+            [(job.claim.delivery_id, job.claim.lease) for job in jobs], due, reason
+        )
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
 
     def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
@@ -264,7 +266,7 @@ class Scheduler:
             endpoint = self._directory.endpoint(claim.endpoint_id)
             if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
                 reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
-                self.recorder.suppress(claim.delivery_id, reason)
+                self.recorder.suppress(claim.delivery_id, claim.lease, reason)
                 self._metrics.deliveries_finished.labels("suppressed").inc()
                 return
             secrets = await self._directory.secrets(endpoint.id)
@@ -319,6 +321,7 @@ class Scheduler:
                 outcome=outcome,
                 status=step.status,
                 next_attempt_at=step.next_attempt_at,
+                lease=claim.lease,
             )
         )
         metrics = self._metrics

@@ -20,6 +20,7 @@ from dispatcher.core.models import (
     DisabledReason,
     Endpoint,
     EndpointStatus,
+    Lease,
     Organization,
     WaitingReason,
 )
@@ -140,23 +141,33 @@ class Store(Protocol):
         self, *, now: datetime, limit: int, lease_owner: str, lease_expires_at: datetime
     ) -> list[Claim]:
         """Lease up to `limit` pending deliveries due at `now` whose lease is free or expired
-        (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same row)."""
+        (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same row). Each
+        claim takes a fresh epoch: its `Lease` is the fencing token of what follows."""
         ...
 
-    async def complete(self, results: Sequence[AttemptResult]) -> None:
+    async def complete(self, results: Sequence[AttemptResult]) -> frozenset[str]:
         """Record a batch of attempts, update their deliveries (status, attempt count,
-        next attempt, lease released) and each endpoint's success/failure clock."""
+        next attempt, lease released) and each endpoint's success/failure clock — each only
+        where the delivery still carries the result's lease. Returns the ids of the stale
+        results (the lease was taken over since), which change nothing and are not stored;
+        a delivery deleted meanwhile just loses its attempt."""
         ...
 
     async def release(
-        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
-    ) -> None:
+        self,
+        leased: Sequence[tuple[str, Lease]],
+        *,
+        next_attempt_at: datetime,
+        reason: WaitingReason,
+    ) -> int:
         """Give leased deliveries back without counting an attempt (breaker open, rate
-        limited, shutdown): they become due again at `next_attempt_at`."""
+        limited, shutdown): they become due again at `next_attempt_at`. Applied only where
+        the lease is still held; returns how many were."""
         ...
 
-    async def suppress(self, delivery_ids: Collection[str], reason: str) -> None:
-        """Mark pending deliveries `suppressed` with a reason (kept and replayable)."""
+    async def suppress(self, leased: Sequence[tuple[str, Lease]], reason: str) -> int:
+        """Mark leased pending deliveries `suppressed` with a reason (kept and replayable),
+        where the lease is still held; returns how many were."""
         ...
 
     async def next_due_at(self) -> datetime | None:

@@ -50,6 +50,7 @@ class DeliveryRecord:
     waiting_reason: WaitingReason | None  # why a pending delivery not in flight waits
     lease_owner: str | None
     lease_expires_at: datetime | None
+    lease_epoch: int  # the fencing epoch of its latest claim (0: never leased)
     last_attempt_at: datetime | None
     last_status_code: int | None
     created_at: datetime

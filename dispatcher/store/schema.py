@@ -119,7 +119,7 @@ def organization_from_row(row: Row) -> Organization:
 DELIVERY_COLUMNS = """
     d.id, d.event_id, e.type AS event_type, d.endpoint_id, d.status, d.reason, d.attempts,
     d.next_attempt_at, d.waiting_reason, d.lease_owner, d.lease_expires_at, d.last_attempt_at,
-    d.last_status_code, d.created_at, d.updated_at
+    d.last_status_code, d.created_at, d.updated_at, d.lease_epoch
 """
 
 
@@ -140,6 +140,7 @@ def delivery_from_row(row: Row, when: When) -> DeliveryRecord:
         ),
         lease_owner=row["lease_owner"],
         lease_expires_at=_maybe(when, row["lease_expires_at"]),
+        lease_epoch=row["lease_epoch"],
         last_attempt_at=_maybe(when, row["last_attempt_at"]),
         last_status_code=row["last_status_code"],
         created_at=when(row["created_at"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dispatcher.core.breaker import Breaker
 from dispatcher.core.lanes import Job, Lane
-from dispatcher.core.models import Claim
+from dispatcher.core.models import Claim, Lease
 
 
 def lane(queued: int = 0) -> Lane:
@@ -16,6 +16,7 @@ def lane(queued: int = 0) -> Lane:
         endpoint_id="ep_1",
         attempts=0,
         body=b"{}",
+        lease=Lease("w1", 1),
     )
     new.queue.extend(Job(claim=claim, lease_deadline=60.0) for _ in range(queued))
     return new

@@ -12,7 +12,7 @@ import pytest
 
 from dispatcher.core.breaker import Breaker, BreakerState
 from dispatcher.core.lanes import RATE_WINDOW, Job, Lane
-from dispatcher.core.models import Claim, WaitingReason
+from dispatcher.core.models import Claim, Lease, WaitingReason
 from dispatcher.core.policy import (
     Action,
     Caps,
@@ -44,6 +44,7 @@ def job(n: int, *, lease_left: float = LEASE, now: float = 0.0) -> Job:
         endpoint_id="ep_1",
         attempts=0,
         body=b"{}",
+        lease=Lease("w1", 1),
     )
     return Job(claim=claim, lease_deadline=now + lease_left)
 

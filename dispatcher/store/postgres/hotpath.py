@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dispatcher.clock import new_id
-from dispatcher.core.models import AttemptResult, Claim, DeliveryStatus
+from dispatcher.core.models import FRESH_EPOCH, AttemptResult, Claim, DeliveryStatus, Lease
 from dispatcher.errors import IntegrityViolationError
 from dispatcher.store import schema
 from dispatcher.store.records import IngestBatch, IngestResult
@@ -64,6 +64,7 @@ async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
             [d.lease_owner for d in deliveries],
             [d.lease_expires_at for d in deliveries],
             now,
+            FRESH_EPOCH,
         )
         created = {row[0]: row[1] for row in rows}
     changes = schema.delivery_count_changes(expected, inserted_events, created.values())
@@ -138,13 +139,16 @@ async def claim_due(
             endpoint_id=row["endpoint_id"],
             attempts=row["attempts"],
             body=events[row["event_id"]][1],
+            lease=Lease(lease_owner, row["lease_epoch"]),
         )
         for row in leased
     ]
 
 
-async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) -> None:
-    """Run inside a transaction."""
+async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) -> frozenset[str]:
+    """Run inside a transaction. Each result applies only where the delivery still carries
+    its lease (owner and epoch); returns the ids of the stale ones. The endpoint clocks take
+    every result: a stale attempt still happened, and says how the endpoint answered."""
     await conn.execute(KEYED_PLANS)
     # Endpoints first (in id order), then deliveries: the order a cascading delete locks
     # them in, so the two cannot deadlock.
@@ -164,10 +168,19 @@ async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) 
         [r.started_at for r in results],
         [r.outcome.status_code for r in results],
         now,
+        [r.lease.owner for r in results],
+        [r.lease.epoch for r in results],
     )
-    # A delivery deleted meanwhile (with its endpoint) just loses its attempt.
-    existing = {row[0] for row in updated}
-    kept = [r for r in results if r.delivery_id in existing]
+    applied = {row[0] for row in updated}
+    kept = [r for r in results if r.delivery_id in applied]
+    missed = [r.delivery_id for r in results if r.delivery_id not in applied]
+    # Not applied: the lease was taken over (stale), or the delivery was deleted meanwhile
+    # (with its endpoint), which just loses its attempt.
+    stale = (
+        frozenset(row[0] for row in await conn.fetch(_STILL_THERE, missed))
+        if missed
+        else frozenset()
+    )
     await conn.execute(
         _INSERT_ATTEMPTS,
         [new_id("att", now_ms=int(r.started_at.timestamp() * 1000)) for r in kept],
@@ -180,6 +193,7 @@ async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) 
         [r.outcome.response_excerpt for r in kept],
         [r.outcome.detail for r in kept],
     )
+    return stale
 
 
 # The hot path's statements touch a few hundred rows by key. Planner statistics lag behind a
@@ -207,10 +221,13 @@ _INSERT_EVENTS = """
 
 _INSERT_DELIVERIES = """
     INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
-        lease_owner, lease_expires_at, created_at, updated_at)
-    SELECT d.*, $9::timestamptz, $9::timestamptz
+        lease_owner, lease_expires_at, created_at, updated_at, lease_epoch)
+    SELECT d.*, $9::timestamptz, $9::timestamptz,
+        CASE WHEN d.lease_owner IS NULL THEN 0 ELSE $10::bigint END
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                $6::timestamptz[], $7::text[], $8::timestamptz[]) AS d
+                $6::timestamptz[], $7::text[], $8::timestamptz[])
+        AS d (id, event_id, endpoint_id, status, reason, next_attempt_at, lease_owner,
+              lease_expires_at)
     ON CONFLICT DO NOTHING
     RETURNING id, event_id
 """
@@ -236,12 +253,14 @@ _CLAIM = """
         FOR UPDATE SKIP LOCKED
     )
     UPDATE deliveries AS d
-    SET lease_owner = $3, lease_expires_at = $4, updated_at = $5
+    SET lease_owner = $3, lease_expires_at = $4, updated_at = $5, lease_epoch = d.lease_epoch + 1
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
 """
 
 _CLAIMED_EVENTS = "SELECT id, type, body FROM events WHERE id = ANY($1::text[])"
+
+_STILL_THERE = "SELECT id FROM deliveries WHERE id = ANY($1::text[])"
 
 # A success advances last_success_at and resets failing_since to the batch's first failure
 # after it (NULL when none); failures alone start failing_since if it is not running. A row
@@ -267,8 +286,9 @@ _UPDATE_DELIVERIES = """
         lease_owner = NULL, lease_expires_at = NULL,
         last_attempt_at = u.started_at, last_status_code = u.status_code, updated_at = $7
     FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[],
-                $6::int[]) AS u (id, status, attempt, next_attempt_at, started_at, status_code)
-    WHERE d.id = u.id
+                $6::int[], $8::text[], $9::bigint[])
+        AS u (id, status, attempt, next_attempt_at, started_at, status_code, owner, epoch)
+    WHERE d.id = u.id AND d.lease_owner = u.owner AND d.lease_epoch = u.epoch
     RETURNING d.id
 """
 

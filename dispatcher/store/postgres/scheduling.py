@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from dispatcher.core.models import WaitingReason
+from dispatcher.core.models import Lease, WaitingReason
 from dispatcher.store.postgres.connection import count
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ PURGE_CHUNK = 1000  # events per purge transaction
 
 async def release(
     conn: Conn,
-    delivery_ids: list[str],
+    leased: list[tuple[str, Lease]],
     *,
     next_attempt_at: datetime,
     now: datetime,
@@ -31,11 +31,13 @@ async def release(
     return count(
         await conn.execute(
             """
-            UPDATE deliveries SET next_attempt_at = $2, waiting_reason = $4, lease_owner = NULL,
-                lease_expires_at = NULL, updated_at = $3
-            WHERE id = ANY($1::text[]) AND status = 'pending'
+            UPDATE deliveries AS d SET next_attempt_at = $4, waiting_reason = $6,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l (id, owner, epoch)
+            WHERE d.id = l.id AND d.status = 'pending'
+                AND d.lease_owner = l.owner AND d.lease_epoch = l.epoch
             """,
-            delivery_ids,
+            *_fences(leased),
             next_attempt_at,
             now,
             reason.value,
@@ -43,19 +45,31 @@ async def release(
     )
 
 
-async def suppress(conn: Conn, delivery_ids: list[str], reason: str, *, now: datetime) -> int:
+async def suppress(
+    conn: Conn, leased: list[tuple[str, Lease]], reason: str, *, now: datetime
+) -> int:
     return count(
         await conn.execute(
             """
-            UPDATE deliveries SET status = 'suppressed', reason = $2, next_attempt_at = NULL,
+            UPDATE deliveries AS d SET status = 'suppressed', reason = $4, next_attempt_at = NULL,
                 waiting_reason = NULL,
-                lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-            WHERE id = ANY($1::text[]) AND status = 'pending'
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l (id, owner, epoch)
+            WHERE d.id = l.id AND d.status = 'pending'
+                AND d.lease_owner = l.owner AND d.lease_epoch = l.epoch
             """,
-            delivery_ids,
+            *_fences(leased),
             reason,
             now,
         )
+    )
+
+
+def _fences(leased: list[tuple[str, Lease]]) -> tuple[list[str], list[str], list[int]]:
+    return (
+        [delivery_id for delivery_id, _ in leased],
+        [lease.owner for _, lease in leased],
+        [lease.epoch for _, lease in leased],
     )
 
 

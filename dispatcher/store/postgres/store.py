@@ -24,6 +24,7 @@ from dispatcher.core.models import (
     DisabledReason,
     Endpoint,
     EndpointStatus,
+    Lease,
     Organization,
     WaitingReason,
 )
@@ -179,27 +180,31 @@ class PostgresStore(PooledConnections):
         )
         return await self._run(work, transaction=True)
 
-    async def complete(self, results: Sequence[AttemptResult]) -> None:
-        if results:
-            work = partial(hotpath.complete, results=results, now=self._clock())
-            await self._run(work, transaction=True)
+    async def complete(self, results: Sequence[AttemptResult]) -> frozenset[str]:
+        if not results:
+            return frozenset()
+        work = partial(hotpath.complete, results=results, now=self._clock())
+        return await self._run(work, transaction=True)
 
     async def release(
-        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
-    ) -> None:
+        self,
+        leased: Sequence[tuple[str, Lease]],
+        *,
+        next_attempt_at: datetime,
+        reason: WaitingReason,
+    ) -> int:
         work = partial(
             scheduling.release,
-            delivery_ids=list(delivery_ids),
+            leased=list(leased),
             next_attempt_at=next_attempt_at,
             now=self._clock(),
             reason=reason,
         )
-        await self._run(work)
+        return await self._run(work)
 
-    async def suppress(self, delivery_ids: Collection[str], reason: str) -> None:
-        ids = list(delivery_ids)
-        work = partial(scheduling.suppress, delivery_ids=ids, reason=reason, now=self._clock())
-        await self._run(work)
+    async def suppress(self, leased: Sequence[tuple[str, Lease]], reason: str) -> int:
+        work = partial(scheduling.suppress, leased=list(leased), reason=reason, now=self._clock())
+        return await self._run(work)
 
     async def next_due_at(self) -> datetime | None:
         return await self._run(scheduling.next_due_at)

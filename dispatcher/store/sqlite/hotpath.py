@@ -12,11 +12,13 @@ from typing import Any
 
 from dispatcher.clock import new_id
 from dispatcher.core.models import (
+    FRESH_EPOCH,
     AttemptResult,
     Claim,
     DeadLetter,
     DeliveryStatus,
     Event,
+    Lease,
     NewDelivery,
     WaitingReason,
 )
@@ -69,14 +71,18 @@ def claim_due(
         """,
         (now, limit),
     ).fetchall()
-    conn.execute(
-        """
-        UPDATE deliveries SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
-        WHERE id IN (SELECT value FROM json_each(?))
-        """,
-        (*lease, json_list([row[0] for row in rows])),
+    epochs = dict(
+        conn.execute(
+            """
+            UPDATE deliveries SET lease_owner = ?, lease_expires_at = ?, updated_at = ?,
+                lease_epoch = lease_epoch + 1
+            WHERE id IN (SELECT value FROM json_each(?))
+            RETURNING id, lease_epoch
+            """,
+            (*lease, json_list([row[0] for row in rows])),
+        ).fetchall()
     )
-    return [tuple(row) for row in rows]
+    return [(*row, lease[0], epochs[row[0]]) for row in rows]
 
 
 def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
@@ -89,13 +95,31 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
             endpoint_id=endpoint_id,
             attempts=attempts,
             body=body,
+            lease=Lease(owner, epoch),
         )
-        for delivery_id, event_id, event_type, endpoint_id, attempts, body in rows
+        for delivery_id, event_id, event_type, endpoint_id, attempts, body, owner, epoch in rows
     ]
 
 
-def complete(conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int) -> None:
-    # Endpoints first, then deliveries: the order a cascading delete takes them in.
+def complete(
+    conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int
+) -> frozenset[str]:
+    """Apply the results whose lease the delivery still carries; return the stale ones' ids.
+    One writer holds the database, so reading the leases and then writing cannot race."""
+    leases = {
+        delivery_id: (owner, epoch)
+        for delivery_id, owner, epoch in conn.execute(
+            _CURRENT_LEASES, (json_list([r.delivery_id for r in results]),)
+        )
+    }
+    # A delivery deleted meanwhile (with its endpoint) just loses its attempt; one whose
+    # lease is not the result's any more (taken over, released, replayed) is stale.
+    kept = [r for r in results if leases.get(r.delivery_id) == (r.lease.owner, r.lease.epoch)]
+    stale = frozenset(r.delivery_id for r in results if r.delivery_id in leases) - {
+        r.delivery_id for r in kept
+    }
+    # Endpoints first, then deliveries: the order a cascading delete takes them in. The
+    # clocks take every result: a stale attempt still happened.
     conn.executemany(
         _UPDATE_ENDPOINT_CLOCK,
         [
@@ -103,12 +127,9 @@ def complete(conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now:
             for c in schema.endpoint_clocks(results)
         ],
     )
-    # A delivery deleted meanwhile (with its endpoint) just loses its attempt.
-    ids = json_list([r.delivery_id for r in results])
-    existing = {row[0] for row in conn.execute(_EXISTING_DELIVERIES, (ids,))}
-    kept = [r for r in results if r.delivery_id in existing]
     conn.executemany(_UPDATE_DELIVERY, [_completed_row(r, now) for r in kept])
     conn.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in kept])
+    return stale
 
 
 def _event_row(event: Event, now: int, delivery_count: int) -> tuple[Any, ...]:
@@ -136,6 +157,7 @@ def _delivery_row(d: NewDelivery, now: int) -> tuple[Any, ...]:
         maybe_us(d.lease_expires_at),
         now,
         now,
+        0 if d.lease_owner is None else FRESH_EPOCH,
     )
 
 
@@ -183,7 +205,10 @@ def _attempt_row(r: AttemptResult) -> tuple[Any, ...]:
 
 _LIVE_ENDPOINTS = "SELECT id FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
 
-_EXISTING_DELIVERIES = "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"
+_CURRENT_LEASES = """
+    SELECT id, lease_owner, lease_epoch FROM deliveries
+    WHERE id IN (SELECT value FROM json_each(?))
+"""
 
 _INSERT_EVENT = """
     INSERT INTO events (id, type, organization_id, created, received_at, body, delivery_count)
@@ -193,8 +218,8 @@ _INSERT_EVENT = """
 
 _INSERT_DELIVERY = """
     INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
-        lease_owner, lease_expires_at, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        lease_owner, lease_expires_at, created_at, updated_at, lease_epoch)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT DO NOTHING RETURNING id
 """
 

@@ -7,11 +7,11 @@ worker helpers (`Runner`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
 from datetime import datetime
 
-from dispatcher.core.models import WaitingReason
-from dispatcher.store.sqlite.encoding import dt, json_list, us
+from dispatcher.core.models import Lease, WaitingReason
+from dispatcher.store.sqlite.encoding import dt, us
 from dispatcher.store.sqlite.transactions import Runner
 
 PURGE_CHUNK = 1000  # events per purge transaction
@@ -19,34 +19,41 @@ PURGE_CHUNK = 1000  # events per purge transaction
 
 async def release(
     db: Runner,
-    delivery_ids: Collection[str],
+    leased: Sequence[tuple[str, Lease]],
     *,
     next_attempt_at: datetime,
     reason: WaitingReason,
     updated_at: datetime,
-) -> None:
-    await db._change(
+) -> int:
+    return await db._change_many(
         """
         UPDATE deliveries SET next_attempt_at = ?, waiting_reason = ?, lease_owner = NULL,
             lease_expires_at = NULL, updated_at = ?
-        WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
+        WHERE id = ? AND status = 'pending' AND lease_owner = ? AND lease_epoch = ?
         """,
-        (us(next_attempt_at), reason.value, us(updated_at), json_list(delivery_ids)),
+        [
+            (us(next_attempt_at), reason.value, us(updated_at), delivery_id, *lease_key(lease))
+            for delivery_id, lease in leased
+        ],
     )
 
 
 async def suppress(
-    db: Runner, delivery_ids: Collection[str], reason: str, *, updated_at: datetime
-) -> None:
-    await db._change(
+    db: Runner, leased: Sequence[tuple[str, Lease]], reason: str, *, updated_at: datetime
+) -> int:
+    return await db._change_many(
         """
         UPDATE deliveries SET status = 'suppressed', reason = ?, next_attempt_at = NULL,
             waiting_reason = NULL,
             lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-        WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'
+        WHERE id = ? AND status = 'pending' AND lease_owner = ? AND lease_epoch = ?
         """,
-        (reason, us(updated_at), json_list(delivery_ids)),
+        [(reason, us(updated_at), delivery_id, *lease_key(lease)) for delivery_id, lease in leased],
     )
+
+
+def lease_key(lease: Lease) -> tuple[str, int]:
+    return lease.owner, lease.epoch
 
 
 async def next_due_at(db: Runner) -> datetime | None:

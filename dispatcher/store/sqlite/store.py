@@ -28,6 +28,7 @@ from dispatcher.core.models import (
     DisabledReason,
     Endpoint,
     EndpointStatus,
+    Lease,
     Organization,
     WaitingReason,
 )
@@ -150,6 +151,12 @@ class SQLiteStore:
         """Run one writing statement in its own transaction; return how many rows changed."""
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
+    async def _change_many(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one writing statement per row in one transaction; return the rows changed."""
+        if not rows:
+            return 0
+        return await self._write(lambda conn: conn.executemany(sql, rows).rowcount)
+
     # -- schema ---------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
@@ -234,26 +241,30 @@ class SQLiteStore:
         )
         return hotpath.claims(rows)
 
-    async def complete(self, results: Sequence[AttemptResult]) -> None:
+    async def complete(self, results: Sequence[AttemptResult]) -> frozenset[str]:
         if not results:
-            return
-        await self._write(partial(hotpath.complete, results=results, now=_us(self._clock())))
+            return frozenset()
+        return await self._write(partial(hotpath.complete, results=results, now=_us(self._clock())))
 
     # -- the scheduler's and the housekeeper's other calls (scheduling.py) ---------------
 
     async def release(
-        self, delivery_ids: Collection[str], *, next_attempt_at: datetime, reason: WaitingReason
-    ) -> None:
-        await scheduling.release(
+        self,
+        leased: Sequence[tuple[str, Lease]],
+        *,
+        next_attempt_at: datetime,
+        reason: WaitingReason,
+    ) -> int:
+        return await scheduling.release(
             self,
-            delivery_ids,
+            leased,
             next_attempt_at=next_attempt_at,
             reason=reason,
             updated_at=self._clock(),
         )
 
-    async def suppress(self, delivery_ids: Collection[str], reason: str) -> None:
-        await scheduling.suppress(self, delivery_ids, reason, updated_at=self._clock())
+    async def suppress(self, leased: Sequence[tuple[str, Lease]], reason: str) -> int:
+        return await scheduling.suppress(self, leased, reason, updated_at=self._clock())
 
     async def next_due_at(self) -> datetime | None:
         return await scheduling.next_due_at(self)

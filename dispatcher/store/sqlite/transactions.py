@@ -1,8 +1,9 @@
 """How work reaches the SQLite connection: `Work` (a function the store's worker thread runs
 with the connection), `transaction` (`BEGIN IMMEDIATE … COMMIT`, rolled back on any error),
 the migrations' statement splitter and the migration run itself, and `Runner`, the worker
-helpers of `SQLiteStore` (`_one`, `_all`, `_change`, `_write`) that the modules holding the
-bodies of its read-side and admin methods (reads, endpoints, replays) call it back through.
+helpers of `SQLiteStore` (`_one`, `_all`, `_change`, `_change_many`, `_write`) that the
+modules holding the bodies of its other methods (reads, endpoints, replays, scheduling) call
+it back through.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Runner(Protocol):
     async def _one(self, sql: str, params: Params = ()) -> sqlite3.Row | None: ...
 
     async def _change(self, sql: str, params: Params = ()) -> int: ...
+
+    async def _change_many(self, sql: str, rows: Sequence[Params]) -> int: ...
 
     async def _write(self, work: Work[T]) -> T: ...
 

@@ -32,6 +32,7 @@ from dispatcher.core.models import (
     EndpointStatus,
     Event,
     FailureKind,
+    Lease,
     NewDelivery,
     Organization,
     OrgStatus,
@@ -103,6 +104,11 @@ def delivery(
     )
 
 
+# A result built without a lease takes the delivery's current one in `complete` below (the
+# result of the claim that holds it); tests of fencing pass leases explicitly.
+CURRENT = Lease("(the current holder)", -1)
+
+
 def result(
     delivery_id: str,
     endpoint_id: str,
@@ -112,6 +118,7 @@ def result(
     status_code: int | None = 200,
     failure: FailureKind | None = None,
     next_attempt_at: datetime | None = None,
+    lease: Lease = CURRENT,
 ) -> AttemptResult:
     """An attempt result: success by default; a failure stays pending if it has a next time."""
     if failure is None:
@@ -133,7 +140,39 @@ def result(
         outcome=outcome,
         status=status,
         next_attempt_at=next_attempt_at,
+        lease=lease,
     )
+
+
+async def held(store: Store, delivery_id: str) -> Lease:
+    """The lease a delivery carries now (owner "" when nobody holds it or it is gone)."""
+    record = await store.get_delivery(delivery_id)
+    if record is None:
+        return Lease("", 0)
+    return Lease(record.lease_owner or "", record.lease_epoch)
+
+
+async def complete(store: Store, results: list[AttemptResult]) -> frozenset[str]:
+    """`store.complete`, each result under the lease its delivery holds now (unless given)."""
+    return await store.complete(
+        [
+            replace(r, lease=await held(store, r.delivery_id)) if r.lease == CURRENT else r
+            for r in results
+        ]
+    )
+
+
+async def release(
+    store: Store, delivery_ids: list[str], *, next_attempt_at: datetime, reason: WaitingReason
+) -> int:
+    """`store.release` under each delivery's current lease."""
+    leased = [(i, await held(store, i)) for i in delivery_ids]
+    return await store.release(leased, next_attempt_at=next_attempt_at, reason=reason)
+
+
+async def suppress(store: Store, delivery_ids: list[str], reason: str) -> int:
+    """`store.suppress` under each delivery's current lease."""
+    return await store.suppress([(i, await held(store, i)) for i in delivery_ids], reason)
 
 
 def failure(
@@ -205,7 +244,8 @@ async def failed_deliveries(store: Store, clock: FakeClock, count: int) -> list[
             )
         )
         ids.append(f"dlv_{i}")
-    await store.complete([failure(i, "ep_1", T0, attempt=8) for i in ids])
+    await claim(store, T0 + count * HOUR)
+    await complete(store, [failure(i, "ep_1", T0, attempt=8) for i in ids])
     clock.now = T0
     return ids
 
@@ -255,14 +295,27 @@ class StoreContract:
     ) -> None:
         """A fresh database gets every migration on the first migrate, nothing on the second."""
         async with store_factory() as store:
-            assert await store.migrate() == ["0001_initial", "0002_api", "0003_waiting_reason"]
+            assert await store.migrate() == [
+                "0001_initial",
+                "0002_api",
+                "0003_waiting_reason",
+                "0004_lease_epoch",
+            ]
             assert await store.migrate() == []
 
     async def test_concurrent_migrations_apply_once(self, store_factory: StoreFactory) -> None:
         """Two processes migrating one fresh database at once apply each version exactly once."""
         async with store_factory() as first, store_factory() as second:
             applied = await asyncio.gather(first.migrate(), second.migrate())
-        assert sorted(applied) == [[], ["0001_initial", "0002_api", "0003_waiting_reason"]]
+        assert sorted(applied) == [
+            [],
+            [
+                "0001_initial",
+                "0002_api",
+                "0003_waiting_reason",
+                "0004_lease_epoch",
+            ],
+        ]
 
     async def test_ping_answers(self, store: Store) -> None:
         """An open store answers ping."""
@@ -414,7 +467,7 @@ class StoreContract:
             )
         )
         await claim(store)
-        await store.complete([failure("dlv_1", "ep_1", T0), result("dlv_2", "ep_2")])
+        await complete(store, [failure("dlv_1", "ep_1", T0), result("dlv_2", "ep_2")])
         await store.replay_deliveries(["dlv_1"], actor="oncall", reason="test", now=T0 + HOUR)
 
         assert await store.delete_endpoint("ep_1")
@@ -748,6 +801,7 @@ class StoreContract:
                 endpoint_id="ep_2",
                 attempts=0,
                 body=event("evt_1").body,
+                lease=Lease("w1", 1),  # its first claim
             )
         ]
         assert [(c.delivery_id, c.event_type) for c in second] == [("dlv_now", "approval.approved")]
@@ -829,7 +883,7 @@ class StoreContract:
         await claim(store)
         clock.now = T0 + 2 * SECOND
 
-        await store.complete([result("dlv_1", "ep_1", started_at=T0 + SECOND)])
+        await complete(store, [result("dlv_1", "ep_1", started_at=T0 + SECOND)])
 
         record = await store.get_delivery("dlv_1")
         assert record is not None
@@ -859,7 +913,7 @@ class StoreContract:
         await one_delivery(store)
         await claim(store)
 
-        await store.complete([failure("dlv_1", "ep_1", T0, next_attempt_at=T0 + 5 * SECOND)])
+        await complete(store, [failure("dlv_1", "ep_1", T0, next_attempt_at=T0 + 5 * SECOND)])
 
         assert await claim(store, T0 + 4 * SECOND) == []
         assert await store.next_due_at() == T0 + 5 * SECOND
@@ -877,7 +931,7 @@ class StoreContract:
         await one_delivery(store)
         await claim(store)
 
-        await store.complete([failure("dlv_1", "ep_1", T0, attempt=8)])
+        await complete(store, [failure("dlv_1", "ep_1", T0, attempt=8)])
 
         record = await store.get_delivery("dlv_1")
         assert record is not None
@@ -901,20 +955,21 @@ class StoreContract:
             )
         )
 
-        await store.complete([failure("dlv_0", "ep_1", T0)])
-        await store.complete([failure("dlv_1", "ep_1", T0 + HOUR)])
+        await complete(store, [failure("dlv_0", "ep_1", T0)])
+        await complete(store, [failure("dlv_1", "ep_1", T0 + HOUR)])
         assert await store.endpoints_failing_since(T0 - SECOND) == []
         assert await store.endpoints_failing_since(T0) == ["ep_1"]
 
-        await store.complete([result("dlv_2", "ep_1", started_at=T0 + 2 * HOUR)])
+        await complete(store, [result("dlv_2", "ep_1", started_at=T0 + 2 * HOUR)])
         assert await store.endpoints_failing_since(T0 + DAY) == []
 
         # In one batch: a success, then a failure after it — the clock starts at that failure.
-        await store.complete(
+        await complete(
+            store,
             [
                 failure("dlv_4", "ep_1", T0 + 4 * HOUR),
                 result("dlv_3", "ep_1", started_at=T0 + 3 * HOUR),
-            ]
+            ],
         )
         assert await store.endpoints_failing_since(T0 + 4 * HOUR - SECOND) == []
         assert await store.endpoints_failing_since(T0 + 4 * HOUR) == ["ep_1"]
@@ -928,7 +983,7 @@ class StoreContract:
                 deliveries=[delivery("dlv_1", "evt_1", "ep_1"), delivery("dlv_2", "evt_1", "ep_2")],
             )
         )
-        await store.complete([failure("dlv_1", "ep_1", T0), failure("dlv_2", "ep_2", T0)])
+        await complete(store, [failure("dlv_1", "ep_1", T0), failure("dlv_2", "ep_2", T0)])
         assert await store.endpoints_failing_since(T0) == ["ep_1", "ep_2"]
 
         await store.set_endpoint_status(
@@ -938,6 +993,100 @@ class StoreContract:
 
         await store.set_endpoint_status("ep_1", EndpointStatus.ENABLED, None, now=T0 + DAY)
         assert await store.endpoints_failing_since(T0 + DAY) == ["ep_2"]
+
+    # -- fencing: a lease taken over cannot be written through ---------------------------
+
+    async def test_a_stale_result_cannot_undo_what_the_new_lease_holder_did(
+        self, store: Store
+    ) -> None:
+        """The probe of the replicas issue: A claims, its lease expires, B claims and
+        succeeds, then A's buffered 503 arrives. It is refused (returned as stale): the
+        delivery stays succeeded, with B's attempt only, and is not delivered again."""
+        await one_delivery(store)
+        [a] = await claim(store, T0, owner="replica-a")
+        [b] = await claim(store, T0 + 30 * SECOND, owner="replica-b")
+        assert (a.lease, b.lease) == (Lease("replica-a", 1), Lease("replica-b", 2))
+
+        assert await store.complete([result("dlv_1", "ep_1", lease=b.lease)]) == frozenset()
+        late = result(
+            "dlv_1",
+            "ep_1",
+            status_code=503,
+            failure=FailureKind.HTTP_STATUS,
+            next_attempt_at=T0 + 40 * SECOND,
+            lease=a.lease,
+        )
+        assert await store.complete([late]) == frozenset({"dlv_1"})
+
+        record = await store.get_delivery("dlv_1")
+        assert record is not None
+        assert (record.status, record.attempts, record.last_status_code) == (
+            DeliveryStatus.SUCCEEDED,
+            1,
+            200,
+        )
+        assert [x.status_code for x in await store.list_attempts("dlv_1")] == [200]
+        assert await claim(store, T0 + DAY) == []
+
+    async def test_a_stale_hand_back_or_suppression_leaves_the_new_lease_alone(
+        self, store: Store
+    ) -> None:
+        """A's release and suppress after B took the delivery over change nothing."""
+        await one_delivery(store)
+        [a] = await claim(store, T0, owner="replica-a")
+        [b] = await claim(store, T0 + 30 * SECOND, owner="replica-b")
+
+        released = await store.release(
+            [("dlv_1", a.lease)], next_attempt_at=T0, reason=WaitingReason.SHUTDOWN
+        )
+        suppressed = await store.suppress([("dlv_1", a.lease)], "endpoint_disabled")
+
+        assert (released, suppressed) == (0, 0)
+        record = await store.get_delivery("dlv_1")
+        assert record is not None
+        assert (record.status, record.lease_owner, record.lease_epoch) == (
+            DeliveryStatus.PENDING,
+            "replica-b",
+            b.lease.epoch,
+        )
+        assert (
+            await store.release(
+                [("dlv_1", b.lease)], next_attempt_at=T0, reason=WaitingReason.SHUTDOWN
+            )
+            == 1
+        )
+
+    async def test_a_late_result_applies_while_nobody_took_the_lease_over(
+        self, store: Store
+    ) -> None:
+        """An expired lease nobody claimed again is still the holder's: its result counts."""
+        await one_delivery(store)
+        [a] = await claim(store, T0, owner="replica-a")
+        assert await store.complete([result("dlv_1", "ep_1", lease=a.lease)]) == frozenset()
+        record = await store.get_delivery("dlv_1")
+        assert record is not None
+        assert record.status is DeliveryStatus.SUCCEEDED
+
+    async def test_every_claim_takes_the_next_epoch(self, store: Store) -> None:
+        """Ingested with a lease: epoch 1; each later claim: one more."""
+        await add_endpoints(store, "ep_1")
+        await store.ingest(
+            IngestBatch(
+                events=[event("evt_1")],
+                deliveries=[
+                    delivery(
+                        "dlv_1",
+                        "evt_1",
+                        "ep_1",
+                        lease_owner="consumer",
+                        lease_expires_at=T0 + 60 * SECOND,
+                    )
+                ],
+            )
+        )
+        assert (await held(store, "dlv_1")) == Lease("consumer", 1)
+        epochs = [(await claim(store, T0 + n * 60 * SECOND))[0].lease.epoch for n in (1, 2, 3)]
+        assert epochs == [2, 3, 4]
 
     async def test_completing_a_deleted_delivery_is_harmless(self, store: Store) -> None:
         """An attempt finishing after its endpoint was deleted is dropped; the rest of the
@@ -952,7 +1101,7 @@ class StoreContract:
         await claim(store)
         await store.delete_endpoint("ep_1")
 
-        await store.complete([result("dlv_1", "ep_1"), result("dlv_2", "ep_2")])
+        await complete(store, [result("dlv_1", "ep_1"), result("dlv_2", "ep_2")])
 
         assert await store.get_delivery("dlv_1") is None
         record = await store.get_delivery("dlv_2")
@@ -966,8 +1115,8 @@ class StoreContract:
         await one_delivery(store)
         await claim(store)
 
-        await store.release(
-            ["dlv_1"], next_attempt_at=T0 + 10 * SECOND, reason=WaitingReason.BREAKER_OPEN
+        await release(
+            store, ["dlv_1"], next_attempt_at=T0 + 10 * SECOND, reason=WaitingReason.BREAKER_OPEN
         )
 
         record = await store.get_delivery("dlv_1")
@@ -987,7 +1136,7 @@ class StoreContract:
         """complete records `retry_scheduled` for a pending result and clears it when final."""
         await one_delivery(store)
         await claim(store)
-        await store.release(["dlv_1"], next_attempt_at=T0, reason=WaitingReason.ENDPOINT_BUSY)
+        await release(store, ["dlv_1"], next_attempt_at=T0, reason=WaitingReason.ENDPOINT_BUSY)
         await claim(store)
         retry = result(
             "dlv_1",
@@ -996,13 +1145,13 @@ class StoreContract:
             failure=FailureKind.HTTP_STATUS,
             next_attempt_at=T0 + 5 * SECOND,
         )
-        await store.complete([retry])
+        await complete(store, [retry])
         pending = await store.get_delivery("dlv_1")
         assert pending is not None
         assert pending.waiting_reason is WaitingReason.RETRY_SCHEDULED
 
         await claim(store, T0 + 5 * SECOND)
-        await store.complete([result("dlv_1", "ep_1", attempt=2)])
+        await complete(store, [result("dlv_1", "ep_1", attempt=2)])
         final = await store.get_delivery("dlv_1")
         assert final is not None
         assert (final.status, final.waiting_reason) == (DeliveryStatus.SUCCEEDED, None)
@@ -1016,9 +1165,10 @@ class StoreContract:
                 deliveries=[delivery("dlv_1", "evt_1", "ep_1"), delivery("dlv_2", "evt_1", "ep_2")],
             )
         )
-        await store.complete([result("dlv_2", "ep_2")])
+        await claim(store)
+        await complete(store, [result("dlv_2", "ep_2")])
 
-        await store.suppress(["dlv_1", "dlv_2"], "endpoint_disabled")
+        assert await suppress(store, ["dlv_1", "dlv_2"], "endpoint_disabled") == 1
 
         suppressed, succeeded = await store.list_event_deliveries("evt_1")
         assert (suppressed.status, suppressed.reason, suppressed.next_attempt_at) == (
@@ -1050,7 +1200,7 @@ class StoreContract:
         """A replayed delivery is pending again from attempt 0, due now; its history is kept."""
         await one_delivery(store)
         await claim(store)
-        await store.complete([failure("dlv_1", "ep_1", T0, attempt=8)])
+        await complete(store, [failure("dlv_1", "ep_1", T0, attempt=8)])
 
         replayed = await store.replay_deliveries(
             ["dlv_1", "dlv_unknown"], actor="key_oncall", reason="endpoint fixed", now=T0 + DAY
@@ -1246,7 +1396,8 @@ class StoreContract:
                     ],
                 )
             )
-        await store.complete([failure("dlv_1", "ep_1", T0), failure("dlv_2", "ep_1", T0)])
+        await claim(store, T0 + 4 * HOUR)
+        await complete(store, [failure("dlv_1", "ep_1", T0), failure("dlv_2", "ep_1", T0)])
 
         async def ids(**filters: Any) -> list[str]:
             return [d.id for d in await store.list_deliveries("ep_1", **filters)]
@@ -1272,8 +1423,10 @@ class StoreContract:
                     deliveries=[delivery(f"dlv_{i}", f"evt_{i}", "ep_1")],
                 )
             )
-        await store.complete(
-            [failure("dlv_0", "ep_1", T0), failure("dlv_1", "ep_1", T0), result("dlv_2", "ep_1")]
+        await claim(store, T0 + DAY)
+        await complete(
+            store,
+            [failure("dlv_0", "ep_1", T0), failure("dlv_1", "ep_1", T0), result("dlv_2", "ep_1")],
         )
 
         assert await store.count_deliveries("ep_1") == 4
@@ -1323,7 +1476,7 @@ class StoreContract:
                 events=[event("evt_old")], deliveries=[delivery("dlv_old", "evt_old", "ep_1")]
             )
         )
-        await store.complete([result("dlv_old", "ep_1")])
+        await complete(store, [result("dlv_old", "ep_1")])
         clock.now = T0 + 2 * DAY
         await store.ingest(
             IngestBatch(
