@@ -72,6 +72,10 @@ class SuppressedReason(StrEnum):
     ORG_SUSPENDED = "org_suspended"
     ORG_ARCHIVED = "org_archived"
     ENDPOINT_DISABLED = "endpoint_disabled"
+    ENDPOINT_DELETED = "endpoint_deleted"
+    # a firehose whose registering key lost org:admin (or was revoked), or an event whose
+    # organization is no longer a child of the firehose's
+    UNAUTHORIZED = "unauthorized"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,6 +170,7 @@ class Claim:
     delivery_id: str
     event_id: str
     event_type: str
+    organization_id: str  # the event's organization (authorised again at every attempt)
     endpoint_id: str
     attempts: int  # attempts already made on the current ladder (0 for the first one)
     body: bytes

@@ -123,3 +123,29 @@ def _suppression(
     if endpoint.status is not EndpointStatus.ENABLED:
         return SuppressedReason.ENDPOINT_DISABLED
     return None
+
+
+def attempt_suppression(
+    table: RoutingTable, organization_id: str, endpoint: Endpoint | None
+) -> SuppressedReason | None:
+    """Why a delivery already created must not be attempted now, or None.
+
+    Authorisation is decided again at every attempt (and so after every replay), against
+    the latest snapshot: the endpoint deleted or disabled, the event's or the endpoint's
+    organization suspended or archived, or — for a firehose delivery of a child's event —
+    the firehose no longer authorised (its key revoked or without org:admin) or the event's
+    organization no longer its child.
+    """
+    if endpoint is None:
+        return SuppressedReason.ENDPOINT_DELETED
+    event_org = table.organization(organization_id)
+    reason = _suppression(table, event_org, endpoint)
+    if reason is not None or endpoint.organization_id == organization_id:
+        return reason
+    authorised = endpoint in table.firehoses.get(endpoint.organization_id, ())
+    # An organization this snapshot does not know yet (created moments ago on another
+    # replica) is not held against the delivery: only a known other parent is.
+    known = organization_id in table.organizations
+    if not authorised or (known and event_org.parent_id != endpoint.organization_id):
+        return SuppressedReason.UNAUTHORIZED
+    return None

@@ -78,6 +78,7 @@ def plan(
                     delivery_id=delivery_id,
                     event_id=event.id,
                     event_type=event.type,
+                    organization_id=event.organization_id,
                     endpoint_id=target.endpoint.id,
                     attempts=0,
                     body=event.body,

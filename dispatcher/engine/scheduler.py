@@ -40,6 +40,7 @@ from dispatcher.core.models import (
     DisabledReason,
     Endpoint,
     EndpointStatus,
+    SuppressedReason,
     WaitingReason,
 )
 from dispatcher.core.policy import (
@@ -53,6 +54,7 @@ from dispatcher.core.policy import (
     plan_dispatch,
 )
 from dispatcher.core.retry import next_step
+from dispatcher.core.routing import attempt_suppression
 from dispatcher.engine.delivery.client import DeliveryClient
 from dispatcher.engine.directory import Directory
 from dispatcher.engine.recorder import Recorder
@@ -264,9 +266,10 @@ class Scheduler:
         succeeded: bool | None = None  # None: the endpoint was not reached
         try:
             endpoint = self._directory.endpoint(claim.endpoint_id)
-            if endpoint is None or endpoint.status is not EndpointStatus.ENABLED:
-                reason = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
-                self.recorder.suppress(claim.delivery_id, claim.lease, reason)
+            refused = attempt_suppression(self._directory.table, claim.organization_id, endpoint)
+            if refused is not None or endpoint is None:
+                why = refused or SuppressedReason.ENDPOINT_DELETED
+                self.recorder.suppress(claim.delivery_id, claim.lease, why.value)
                 self._metrics.deliveries_finished.labels("suppressed").inc()
                 return
             secrets = await self._directory.secrets(endpoint.id)

@@ -13,6 +13,7 @@ def lane(queued: int = 0) -> Lane:
         delivery_id="dlv_1",
         event_id="evt_1",
         event_type="t",
+        organization_id="org_1",
         endpoint_id="ep_1",
         attempts=0,
         body=b"{}",

@@ -41,6 +41,7 @@ def job(n: int, *, lease_left: float = LEASE, now: float = 0.0) -> Job:
         delivery_id=f"dlv_{n}",
         event_id=f"evt_{n}",
         event_type="content.generated",
+        organization_id="org_1",
         endpoint_id="ep_1",
         attempts=0,
         body=b"{}",

@@ -16,7 +16,7 @@ from dispatcher.core.models import (
     OrgStatus,
     SuppressedReason,
 )
-from dispatcher.core.routing import RoutingTable, route
+from dispatcher.core.routing import RoutingTable, attempt_suppression, route
 
 # parent ─┬─ child_a ── grandchild
 #         └─ child_b            unrelated (no parent)
@@ -168,3 +168,83 @@ def test_a_firehose_whose_key_lost_org_admin_keeps_only_its_own_orgs_events() ->
     )
     assert set(targets(table, event("org_child_a"))) == {"ep_a", "ep_a_fire"}
     assert set(targets(table, event("org_parent"))) == {"ep_parent_own", "ep_parent_fire"}
+
+
+# -- authorisation again at every attempt ---------------------------------------------
+
+FIRE = ENDPOINTS[1]  # ep_parent_fire, org_parent's all_children endpoint
+
+
+def _table(
+    *,
+    orgs: list[Organization] = ORGS,
+    endpoints: list[Endpoint] = ENDPOINTS,
+    refused: frozenset[str] = frozenset(),
+) -> RoutingTable:
+    return RoutingTable.build(orgs, endpoints, unauthorised_firehoses=refused)
+
+
+@pytest.mark.parametrize(
+    ("table", "org", "target", "expected"),
+    [
+        (_table(), "org_child_a", FIRE, None),
+        (_table(), "org_parent", FIRE, None),  # its own org's event
+        (_table(), "org_child_a", None, SuppressedReason.ENDPOINT_DELETED),
+        # the registering key was revoked or lost org:admin since the delivery was created
+        (_table(refused=frozenset({FIRE.id})), "org_child_a", FIRE, SuppressedReason.UNAUTHORIZED),
+        (_table(refused=frozenset({FIRE.id})), "org_parent", FIRE, None),
+        # the child moved under another parent
+        (
+            _table(orgs=[*ORGS[:1], Organization(id="org_child_a", parent_id="org_unrelated")]),
+            "org_child_a",
+            FIRE,
+            SuppressedReason.UNAUTHORIZED,
+        ),
+        # an org this snapshot does not know yet is not held against it
+        (_table(), "org_brand_new", FIRE, None),
+        (
+            _table(
+                orgs=[
+                    *ORGS[:1],
+                    Organization(
+                        id="org_child_a", parent_id="org_parent", status=OrgStatus.SUSPENDED
+                    ),
+                ]
+            ),
+            "org_child_a",
+            FIRE,
+            SuppressedReason.ORG_SUSPENDED,
+        ),
+        (
+            _table(orgs=[Organization(id="org_parent", status=OrgStatus.ARCHIVED), *ORGS[1:]]),
+            "org_child_a",
+            FIRE,
+            SuppressedReason.ORG_ARCHIVED,
+        ),
+        (
+            _table(endpoints=[endpoint("ep_a", "org_child_a", status=EndpointStatus.DISABLED)]),
+            "org_child_a",
+            endpoint("ep_a", "org_child_a", status=EndpointStatus.DISABLED),
+            SuppressedReason.ENDPOINT_DISABLED,
+        ),
+        (_table(), "org_child_a", ENDPOINTS[2], None),  # ep_a, its own endpoint
+    ],
+    ids=[
+        "child-event-authorised",
+        "own-event",
+        "endpoint-deleted",
+        "key-revoked",
+        "key-revoked-own-event",
+        "re-parented",
+        "unknown-org",
+        "child-suspended",
+        "parent-archived",
+        "endpoint-disabled",
+        "own-endpoint",
+    ],
+)
+def test_every_attempt_is_authorised_against_the_latest_snapshot(
+    table: RoutingTable, org: str, target: Endpoint | None, expected: SuppressedReason | None
+) -> None:
+    """A delivery created while allowed is suppressed, with its reason, once it is not."""
+    assert attempt_suppression(table, org, target) is expected

@@ -127,7 +127,7 @@ async def claim_due(
     if not leased:
         return []
     events = {
-        row["id"]: (row["type"], row["body"])
+        row["id"]: (row["type"], row["body"], row["organization_id"])
         for row in await conn.fetch(_CLAIMED_EVENTS, list({row["event_id"] for row in leased}))
     }
     leased.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
@@ -136,6 +136,7 @@ async def claim_due(
             delivery_id=row["id"],
             event_id=row["event_id"],
             event_type=events[row["event_id"]][0],
+            organization_id=events[row["event_id"]][2],
             endpoint_id=row["endpoint_id"],
             attempts=row["attempts"],
             body=events[row["event_id"]][1],
@@ -258,7 +259,7 @@ _CLAIM = """
     RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
 """
 
-_CLAIMED_EVENTS = "SELECT id, type, body FROM events WHERE id = ANY($1::text[])"
+_CLAIMED_EVENTS = "SELECT id, type, body, organization_id FROM events WHERE id = ANY($1::text[])"
 
 _STILL_THERE = "SELECT id FROM deliveries WHERE id = ANY($1::text[])"
 

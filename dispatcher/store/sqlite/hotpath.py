@@ -64,7 +64,7 @@ def claim_due(
     select then an update inside the transaction cannot race another claimer."""
     rows = conn.execute(
         """
-        SELECT d.id, d.event_id, e.type, d.endpoint_id, d.attempts, e.body
+        SELECT d.id, d.event_id, e.type, e.organization_id, d.endpoint_id, d.attempts, e.body
         FROM deliveries AS d JOIN events AS e ON e.id = d.event_id
         WHERE d.status = 'pending' AND d.due_at <= ?
         ORDER BY d.due_at LIMIT ?
@@ -92,12 +92,23 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
             delivery_id=delivery_id,
             event_id=event_id,
             event_type=event_type,
+            organization_id=organization_id,
             endpoint_id=endpoint_id,
             attempts=attempts,
             body=body,
             lease=Lease(owner, epoch),
         )
-        for delivery_id, event_id, event_type, endpoint_id, attempts, body, owner, epoch in rows
+        for (
+            delivery_id,
+            event_id,
+            event_type,
+            organization_id,
+            endpoint_id,
+            attempts,
+            body,
+            owner,
+            epoch,
+        ) in rows
     ]
 
 

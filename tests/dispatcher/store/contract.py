@@ -798,6 +798,7 @@ class StoreContract:
                 delivery_id="dlv_early",
                 event_id="evt_1",
                 event_type="content.generated",
+                organization_id=ORG,
                 endpoint_id="ep_2",
                 attempts=0,
                 body=event("evt_1").body,
