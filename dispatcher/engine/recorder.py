@@ -100,12 +100,12 @@ class Recorder:
                 buffer.results = []
             for (due, reason), leased in _group(buffer.released).items():
                 applied = await self._store.release(leased, next_attempt_at=due, reason=reason)
-                self._stale("release", len(leased) - applied, [i for i, _ in leased])
+                self._stale("release", len(leased) - applied, [])
                 for delivery_id, _ in leased:
                     del buffer.released[delivery_id]
             for why, leased in _group(buffer.suppressed).items():
                 applied = await self._store.suppress(leased, why)
-                self._stale("suppress", len(leased) - applied, [i for i, _ in leased])
+                self._stale("suppress", len(leased) - applied, [])
                 for delivery_id, _ in leased:
                     del buffer.suppressed[delivery_id]
         except StoreUnavailableError:
@@ -114,12 +114,18 @@ class Recorder:
             self._buffer.absorb(buffer)
             await asyncio.sleep(RETRY_PAUSE)
             return False
+        except BaseException:
+            # A bug or a cancellation mid-flush: keep what was not written for the next
+            # flush (the shutdown's final one included) instead of dropping it.
+            self._buffer.absorb(buffer)
+            raise
         return True
 
     def _stale(self, operation: str, count: int, ids: list[str]) -> None:
         """Writes refused because the lease is no longer ours: another replica (or this one,
         after an outage longer than the lease) claimed the delivery since. Counted; logged
-        once per flush that finds any, never applied."""
+        once per flush that finds any, never applied. (A hand-back or suppression of a
+        delivery deleted meanwhile counts here too; `ids` names stale results only.)"""
         if count <= 0:
             return
         self._metrics.stale_results.labels(operation).inc(count)

@@ -82,6 +82,9 @@ class ReplayRunner:
     async def run(self) -> None:
         """Drain active jobs at the capped rate until cancelled."""
         while True:
+            # Cleared before looking, so a job created while this step's query runs still
+            # wakes the next look (clearing after it would lose that wake-up).
+            self._wake.clear()
             try:
                 taken = await self.step()
             except StoreUnavailableError:
@@ -91,6 +94,5 @@ class ReplayRunner:
                 # Pace by what was taken: `taken` deliveries cost taken / rate seconds.
                 await asyncio.sleep(taken / self._rate)
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle_interval)

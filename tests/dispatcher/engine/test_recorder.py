@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -425,3 +426,45 @@ async def test_run_retries_a_failed_flush_until_it_is_written(
         assert sample(registry, STORE_ERRORS, RECORD) == 2
     finally:
         task.cancel()
+
+
+class _Broken:
+    """The real store, except that the first `release` raises a bug (not an outage)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._store, name)
+        if name != "release":
+            return real
+
+        async def release(*args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                self.broken = False
+                raise RuntimeError("a bug in the store")
+            return await real(*args, **kwargs)
+
+        return release
+
+
+async def test_a_flush_that_fails_for_a_bug_keeps_what_it_did_not_write(
+    store: Store, metrics: Metrics
+) -> None:
+    """An error that is not an outage propagates, but the hand-back it did not write stays
+    buffered: the next flush (the shutdown's final one, say) writes it; the result written
+    before the error is not written twice."""
+    ok, released, _ = await leased_deliveries(store, 3)
+    broken = _Broken(store)
+    recorder = Recorder(broken, metrics)
+    recorder.result(attempt(ok))
+    recorder.release([(released, LEASE)], T0 + 7 * SECOND, WaitingReason.SHUTDOWN)
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await recorder.flush()
+    assert await recorder.flush() is True
+
+    assert len(await store.list_attempts(ok)) == 1
+    record = await delivery(store, released)
+    assert (record.waiting_reason, record.lease_owner) == (WaitingReason.SHUTDOWN, None)
