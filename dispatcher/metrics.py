@@ -103,7 +103,9 @@ class Metrics:
                 "operational_events", "Operational events emitted, by type", ("type",)
             ),
             consumer_lag=gauge(
-                "consumer_lag", "Records behind the partition end (approximate on Tansu)"
+                "consumer_lag",
+                "Records behind the log end on the partitions this replica owns, measured "
+                "every 5 s (approximate on Tansu)",
             ),
             stale_results=counter(
                 "stale_results",

@@ -53,6 +53,7 @@ from dispatcher.metrics import Metrics
 log = logging.getLogger(__name__)
 
 CONNECT_BACKOFF_MAX = 30.0  # seconds between tries to reach the cluster, at most
+LAG_INTERVAL = 5.0  # seconds between lag measurements
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -120,6 +121,7 @@ class EventConsumer:
         )
         self._consumer = AIOKafkaConsumer(**self._options)
         self._connected = False
+        self._committed: dict[TopicPartition, int] = {}  # the last offsets committed here
         self._connect_health = FetchHealth(first_delay=0.5, max_delay=CONNECT_BACKOFF_MAX)
 
     async def __aenter__(self) -> Self:
@@ -199,6 +201,7 @@ class EventConsumer:
                 return
             await self._connect()
         stopping = asyncio.ensure_future(self._stopping.wait())
+        lag = asyncio.ensure_future(self._measure_lag())
         try:
             while not self._stopping.is_set():
                 # getmany ignores timeout_ms during a rebalance and wait_for_room may wait on
@@ -221,6 +224,9 @@ class EventConsumer:
                     await self.process(batches)
         finally:
             stopping.cancel()
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
 
     def _fetch_succeeded(self) -> None:
         if self._fetch_health.succeeded():
@@ -377,7 +383,8 @@ class EventConsumer:
             # The partitions moved to another member during the batch: it re-reads
             # these records and dedupe absorbs them. Nothing is lost.
             log.warning("offset commit failed; records will be re-consumed", exc_info=True)
-        self._update_lag(offsets)
+            return
+        self._committed.update(offsets)
 
     async def _persist(self, events: list[Event], dead: list[DeadLetter]) -> None:
         async for attempt in AsyncRetrying(
@@ -396,10 +403,36 @@ class EventConsumer:
             extra={"attempt": state.attempt_number},
         )
 
-    def _update_lag(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _measure_lag(self) -> None:
+        """Every LAG_INTERVAL: records behind the log end over the partitions this member
+        owns now — measured while idle, while the store is down and mid-batch alike, so a
+        stall shows as a lag that grows (0 once it owns nothing). The log end is asked of
+        the broker (a cached high-water mark freezes when fetching pauses); the position is
+        the last committed offset, what a restart would resume from."""
+        while not self._stopping.is_set():
+            try:
+                lag = await asyncio.wait_for(self._lag(), LAG_INTERVAL)
+            except (KafkaError, OSError, TimeoutError):
+                lag = None  # keep the last value: the broker did not answer this time
+            if lag is not None:
+                self._metrics.consumer_lag.set(lag)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), LAG_INTERVAL)
+
+    async def _lag(self) -> int:
+        owned = sorted(self.assignment())
+        for gone in self._committed.keys() - set(owned):  # another member's now
+            del self._committed[gone]
+        if not owned:
+            return 0
+        ends = await self._consumer.end_offsets(owned)
         lag = 0
-        for tp, position in offsets.items():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                lag += max(highwater - position, 0)
-        self._metrics.consumer_lag.set(lag)
+        for tp in owned:
+            position = self._committed.get(tp)
+            if position is None:
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    committed = (await self._consumer.beginning_offsets([tp]))[tp]
+                position = self._committed.setdefault(tp, committed)
+            lag += max(ends[tp] - position, 0)
+        return lag

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from dispatcher.core.models import DeliveryStatus, Endpoint, Organization
 from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from tests.conftest import POSTGRES_URL
-from tests.e2e.harness import envelope, running_stack, service_env, stack_settings
+from tests.e2e.harness import Stack, envelope, running_stack, service_env, stack_settings
 from tests.e2e.test_crash import serve, wait_healthy
 from tests.e2e.test_pipeline import WAIT
 
@@ -40,6 +41,17 @@ async def set_connections(database: str, *, allowed: bool) -> None:
             )
     finally:
         await admin.close()
+
+
+async def _lag_becomes(stack: Stack, wanted: Callable[[float], bool]) -> bool:
+    """Whether `webhooks_consumer_lag` satisfies `wanted` within two measurements."""
+    registry = stack.running.metrics.registry
+    for _ in range(150):
+        lag = registry.get_sample_value("webhooks_consumer_lag")
+        if lag is not None and wanted(lag):
+            return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 @pytest.mark.postgres
@@ -63,6 +75,8 @@ async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothi
                     await stack.publish(body, key=org)
                 # the consumer is retrying the batch: nothing arrives while the store is down
                 assert not await receiver.wait_until(lambda r: len(r.received) > 0, 3.0)
+                # ...and the lag gauge says so while it waits (the stall starts at lag 0)
+                assert await _lag_becomes(stack, lambda lag: lag == 10)
                 # the API says "unavailable, come back later", not "internal error"
                 key = "lwk_" + "A" * 43
                 async with (
@@ -85,6 +99,7 @@ async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothi
                 await set_connections(database, allowed=True)
             assert await receiver.wait_until(lambda r: len(r.delivered()) == 10, WAIT)
             assert receiver.ids() == dict.fromkeys(published, 1)
+            assert await _lag_becomes(stack, lambda lag: lag == 0)
             assert await stack.running.store.list_dead_letters() == []
             registry = stack.running.metrics.registry
             errors = registry.get_sample_value(
