@@ -170,7 +170,9 @@ FIELDS: tuple[Field, ...] = (
         "retention",
         "30d",
         positive_duration,
-        "How long events, deliveries and attempts are kept (and deduped).",
+        "How long events, deliveries, attempts, dead letters and finished replay jobs are "
+        "kept (events are deduped that long); an event with a pending delivery stays until "
+        "it finishes.",
     ),
     Field(
         "WEBHOOKS_LEASE",

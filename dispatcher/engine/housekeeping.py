@@ -1,6 +1,8 @@
 """Housekeeping, every `housekeeping_interval` seconds: disable endpoints with no success
 for `WEBHOOKS_DISABLE_AFTER` while deliveries keep failing, purge what is older than
-`WEBHOOKS_RETENTION`, and set the oldest-pending gauge. A store outage skips a round.
+`WEBHOOKS_RETENTION` (events without a pending delivery, dead letters, finished replay
+jobs; one replica at a time on PostgreSQL), and set the oldest-pending gauge. A store
+outage skips a round.
 """
 
 from __future__ import annotations
@@ -60,7 +62,16 @@ class Housekeeper:
             )
             if endpoint is not None:
                 await self._scheduler.disable(endpoint, DisabledReason.FAILING)
-        await self._store.purge(before=now - timedelta(seconds=self._config.retention))
+        purged = await self._store.purge(before=now - timedelta(seconds=self._config.retention))
+        if purged.events or purged.dead_letters or purged.replay_jobs:
+            log.info(
+                "retention purge",
+                extra={
+                    "events": purged.events,
+                    "dead_letters": purged.dead_letters,
+                    "replay_jobs": purged.replay_jobs,
+                },
+            )
         due = await self._store.next_due_at()
         self._metrics.oldest_pending_seconds.set(
             max((now - due).total_seconds(), 0.0) if due is not None else 0.0

@@ -31,6 +31,7 @@ from dispatcher.store.records import (
     EventRecord,
     IngestBatch,
     IngestResult,
+    Purged,
     ReplayFilter,
     ReplayJobRecord,
     ReplayRecord,
@@ -175,10 +176,13 @@ class Store(Protocol):
         next-attempt time among pending deliveries, or a lease's expiry when later."""
         ...
 
-    async def purge(self, *, before: datetime) -> int:
-        """Delete events received before `before` with their deliveries, attempts and
-        replay history (WEBHOOKS_RETENTION); return how many events went. Works in
-        chunks, one transaction each, so a large purge never holds long locks."""
+    async def purge(self, *, before: datetime) -> Purged:
+        """Apply WEBHOOKS_RETENTION: delete events received before `before` that have no
+        pending delivery (a replayed old delivery finishes its ladder first) with their
+        deliveries, attempts and replay history; dead letters received before `before`; and
+        replay jobs finished before it. Works in chunks, one transaction each, so a large
+        purge never holds long locks. On PostgreSQL one replica purges at a time; the
+        others find the purge taken and return at once."""
         ...
 
     # -- reads and on-call actions for the HTTP API ---------------------------------------

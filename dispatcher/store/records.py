@@ -153,3 +153,12 @@ class ReplayStep:
 
     job: ReplayJobRecord | None  # after the step; None if the job does not exist
     processed: int  # matched deliveries taken off the job (replayed, or gone since)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Purged:
+    """What one retention purge deleted (0s when another replica holds the purge)."""
+
+    events: int = 0  # with their deliveries, attempts and replay history
+    dead_letters: int = 0
+    replay_jobs: int = 0  # finished ones, with their items

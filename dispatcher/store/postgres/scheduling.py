@@ -78,17 +78,38 @@ async def next_due_at(conn: Conn) -> datetime | None:
     return None if row is None else row[0]
 
 
-async def purge_chunk(conn: Conn, *, before: datetime) -> int:
-    """Run inside a transaction: delete up to PURGE_CHUNK events received before `before`,
-    with their deliveries and attempts; return how many events went."""
-    gone = await conn.fetch(
-        "DELETE FROM events WHERE id IN "
-        "(SELECT id FROM events WHERE received_at < $1 LIMIT $2) RETURNING id",
-        before,
-        PURGE_CHUNK,
-    )
-    await delete_deliveries(conn, "event_id", [row[0] for row in gone])
+async def purge_chunk(conn: Conn, *, table: str, before: datetime) -> int | None:
+    """Run inside a transaction: delete up to PURGE_CHUNK rows of `table` ("events", with
+    their deliveries and attempts; "dead_letters"; "replay_jobs", finished ones) older than
+    `before`; return how many went, or None when another replica holds the purge."""
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK):
+        return None
+    gone = await conn.fetch(_PURGES[table], before, PURGE_CHUNK)
+    if table == "events":
+        await delete_deliveries(conn, "event_id", [row[0] for row in gone])
     return len(gone)
+
+
+PURGE_LOCK = 0x5745_4248_4F4F_4B53 >> 1  # one purger across replicas (any constant key)
+PURGE_TABLES = ("events", "dead_letters", "replay_jobs")
+# An event with a pending delivery (a replayed old one, mid-ladder) waits for it to finish.
+_PURGES = {
+    "events": """
+        DELETE FROM events WHERE id IN (
+            SELECT id FROM events AS e WHERE received_at < $1 AND NOT EXISTS (
+                SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id AND d.status = 'pending'
+            ) LIMIT $2
+        ) RETURNING id
+    """,
+    "dead_letters": """
+        DELETE FROM dead_letters WHERE id IN
+            (SELECT id FROM dead_letters WHERE received_at < $1 LIMIT $2) RETURNING id
+    """,
+    "replay_jobs": """
+        DELETE FROM replay_jobs WHERE id IN
+            (SELECT id FROM replay_jobs WHERE finished_at < $1 LIMIT $2) RETURNING id
+    """,
+}
 
 
 async def delete_deliveries(conn: Conn, column: str, values: list[str]) -> None:

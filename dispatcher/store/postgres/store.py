@@ -40,6 +40,7 @@ from dispatcher.store.records import (
     EventRecord,
     IngestBatch,
     IngestResult,
+    Purged,
     ReplayFilter,
     ReplayJobRecord,
     ReplayRecord,
@@ -209,14 +210,18 @@ class PostgresStore(PooledConnections):
     async def next_due_at(self) -> datetime | None:
         return await self._run(scheduling.next_due_at)
 
-    async def purge(self, *, before: datetime) -> int:
-        chunk = partial(scheduling.purge_chunk, before=before)
-        total = 0
-        while True:  # in chunks, one transaction each
-            deleted = await self._run(chunk, transaction=True)
-            total += deleted
-            if deleted < scheduling.PURGE_CHUNK:
-                return total
+    async def purge(self, *, before: datetime) -> Purged:
+        counts = dict.fromkeys(scheduling.PURGE_TABLES, 0)
+        for table in scheduling.PURGE_TABLES:
+            chunk = partial(scheduling.purge_chunk, table=table, before=before)
+            while True:  # in chunks, one transaction each
+                deleted = await self._run(chunk, transaction=True)
+                if deleted is None:  # another replica is purging
+                    return Purged(**counts)
+                counts[table] += deleted
+                if deleted < scheduling.PURGE_CHUNK:
+                    break
+        return Purged(**counts)
 
     # -- reads and on-call actions for the HTTP API -----------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dispatcher.core.models import Lease, WaitingReason
+from dispatcher.store.records import Purged
 from dispatcher.store.sqlite.encoding import dt, us
 from dispatcher.store.sqlite.transactions import Runner
 
@@ -61,13 +62,32 @@ async def next_due_at(db: Runner) -> datetime | None:
     return None if row is None or row[0] is None else dt(row[0])
 
 
-async def purge(db: Runner, *, before: datetime) -> int:
+async def purge(db: Runner, *, before: datetime) -> Purged:
+    cutoff = us(before)
+    counts = [await _purge_table(db, statement, cutoff) for statement in _PURGES]
+    return Purged(events=counts[0], dead_letters=counts[1], replay_jobs=counts[2])
+
+
+async def _purge_table(db: Runner, statement: str, cutoff: int) -> int:
     total = 0
     while True:  # in chunks, one transaction each
-        deleted = await db._change(
-            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)",
-            (us(before), PURGE_CHUNK),
-        )
+        deleted = await db._change(statement, (cutoff, PURGE_CHUNK))
         total += deleted
         if deleted < PURGE_CHUNK:
             return total
+
+
+# Deliveries, attempts, replay history and job items go with their rows (ON DELETE CASCADE).
+_PURGES = (
+    """
+    DELETE FROM events WHERE id IN (
+        SELECT id FROM events AS e WHERE received_at < ? AND NOT EXISTS (
+            SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id AND d.status = 'pending'
+        ) LIMIT ?
+    )
+    """,
+    "DELETE FROM dead_letters WHERE id IN "
+    "(SELECT id FROM dead_letters WHERE received_at < ? LIMIT ?)",
+    "DELETE FROM replay_jobs WHERE id IN "
+    "(SELECT id FROM replay_jobs WHERE finished_at < ? LIMIT ?)",
+)

@@ -41,6 +41,7 @@ from dispatcher.store.records import (
     EventRecord,
     IngestBatch,
     IngestResult,
+    Purged,
     ReplayFilter,
     ReplayJobRecord,
     ReplayRecord,
@@ -269,7 +270,7 @@ class SQLiteStore:
     async def next_due_at(self) -> datetime | None:
         return await scheduling.next_due_at(self)
 
-    async def purge(self, *, before: datetime) -> int:
+    async def purge(self, *, before: datetime) -> Purged:
         return await scheduling.purge(self, before=before)
 
     # -- reads and on-call actions for the HTTP API (reads.py, replays.py) ----------------

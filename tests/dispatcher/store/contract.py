@@ -40,7 +40,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
 from dispatcher.store import IngestBatch, IngestResult, Store
-from dispatcher.store.records import ReplayFilter, ReplayJobRecord, ReplayJobStatus
+from dispatcher.store.records import Purged, ReplayFilter, ReplayJobRecord, ReplayJobStatus
 from dispatcher.store.secretbox import SecretBox
 
 T0 = datetime(2026, 6, 9, 12, 0, tzinfo=UTC)
@@ -300,6 +300,7 @@ class StoreContract:
                 "0002_api",
                 "0003_waiting_reason",
                 "0004_lease_epoch",
+                "0005_retention",
             ]
             assert await store.migrate() == []
 
@@ -314,6 +315,7 @@ class StoreContract:
                 "0002_api",
                 "0003_waiting_reason",
                 "0004_lease_epoch",
+                "0005_retention",
             ],
         ]
 
@@ -1477,6 +1479,7 @@ class StoreContract:
                 events=[event("evt_old")], deliveries=[delivery("dlv_old", "evt_old", "ep_1")]
             )
         )
+        await claim(store)
         await complete(store, [result("dlv_old", "ep_1")])
         clock.now = T0 + 2 * DAY
         await store.ingest(
@@ -1485,19 +1488,66 @@ class StoreContract:
             )
         )
 
-        assert await store.purge(before=T0 + DAY) == 1
+        assert await store.purge(before=T0 + DAY) == Purged(events=1)
 
         assert await store.get_event("evt_old") is None
         assert await store.get_delivery("dlv_old") is None
         assert await store.list_attempts("dlv_old") == []
         assert await store.get_event("evt_new") is not None
         assert await store.get_delivery("dlv_new") is not None
-        assert await store.purge(before=T0 + DAY) == 0
+        assert await store.purge(before=T0 + DAY) == Purged()
+
+    async def test_purge_keeps_an_old_event_while_a_delivery_of_it_is_pending(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A 29-day-old delivery replayed just before the cutoff finishes its ladder: its
+        event stays while the delivery is pending and goes at the first purge after."""
+        await add_endpoints(store, "ep_1", "ep_2")
+        await store.ingest(
+            IngestBatch(
+                events=[event("evt_old")],
+                deliveries=[
+                    delivery("dlv_1", "evt_old", "ep_1"),
+                    delivery("dlv_2", "evt_old", "ep_2"),
+                ],
+            )
+        )
+        await claim(store)
+        await complete(store, [result("dlv_2", "ep_2")])  # dlv_1 stays pending
+
+        assert await store.purge(before=T0 + DAY) == Purged()
+        assert await store.get_event("evt_old") is not None
+        assert await store.get_delivery("dlv_2") is not None
+
+        await complete(store, [result("dlv_1", "ep_1")])
+        assert await store.purge(before=T0 + DAY) == Purged(events=1)
+        assert await store.get_delivery("dlv_1") is None
+
+    async def test_purge_deletes_old_dead_letters_and_finished_replay_jobs(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Dead letters and finished replay jobs are kept for WEBHOOKS_RETENTION too, then
+        go; newer ones and active jobs stay."""
+        await store.ingest(IngestBatch(dead_letters=[dead_letter("dl_old", offset=1)]))
+        clock.now = T0 + 2 * DAY
+        newer = replace(dead_letter("dl_new", offset=2), received_at=T0 + 2 * DAY)
+        await store.ingest(IngestBatch(dead_letters=[newer]))
+        await add_endpoints(store, "ep_1")
+        clock.now = T0
+        done, _ = await new_job(store, ReplayFilter(endpoint_id="ep_1", since=T0))
+        assert done.finished_at == T0  # matched nothing: finished at once
+
+        assert await store.purge(before=T0 + DAY) == Purged(dead_letters=1, replay_jobs=1)
+
+        assert await store.get_dead_letter("dl_old") is None
+        assert await store.get_dead_letter("dl_new") is not None
+        assert await store.get_replay_job(done.id) is None
+        assert await store.purge(before=T0 + DAY) == Purged()
 
     async def test_purge_works_through_more_than_one_chunk(self, store: Store) -> None:
         """A purge larger than one chunk still deletes every old event."""
         events = [event(f"evt_{i:05d}") for i in range(2_345)]
         await store.ingest(IngestBatch(events=events))
 
-        assert await store.purge(before=T0 + SECOND) == 2_345
+        assert await store.purge(before=T0 + SECOND) == Purged(events=2_345)
         assert await store.get_event("evt_00000") is None

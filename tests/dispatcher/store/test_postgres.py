@@ -8,8 +8,18 @@ import pytest
 from devtools.broker import free_port
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.store import PostgresStore, Store
+from dispatcher.store.postgres.scheduling import PURGE_LOCK
+from dispatcher.store.records import IngestBatch, Purged
 from dispatcher.store.secretbox import SecretBox
-from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
+from tests.dispatcher.store.contract import (
+    DAY,
+    T0,
+    FakeClock,
+    RawContents,
+    StoreContract,
+    StoreFactory,
+    event,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -57,3 +67,19 @@ class TestPostgresStore(StoreContract):
         with pytest.raises(StoreUnavailableError, match="no_such_database"):
             async with PostgresStore(missing, secret_box=box):
                 pass
+
+    async def test_one_replica_purges_at_a_time(
+        self, store: Store, postgres_url: str, clock: FakeClock
+    ) -> None:
+        """While another replica's purge holds the purge lock, a purge deletes nothing and
+        returns at once; once the lock is free it deletes what is due."""
+        await store.ingest(IngestBatch(events=[event("evt_old")]))
+        other = await asyncpg.connect(postgres_url)
+        try:
+            async with other.transaction():
+                assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK)
+                assert await store.purge(before=T0 + DAY) == Purged()
+                assert await store.get_event("evt_old") is not None
+        finally:
+            await other.close()
+        assert await store.purge(before=T0 + DAY) == Purged(events=1)
