@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
     KafkaError,
@@ -46,6 +46,8 @@ from dispatcher.engine.fetching import (
     is_undecodable,
 )
 from dispatcher.engine.intake import Intake
+from dispatcher.engine.lag import LagMeter
+from dispatcher.engine.rebalance import CommitBeforeRevoke
 from dispatcher.engine.scheduler import Scheduler
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
@@ -53,23 +55,6 @@ from dispatcher.metrics import Metrics
 log = logging.getLogger(__name__)
 
 CONNECT_BACKOFF_MAX = 30.0  # seconds between tries to reach the cluster, at most
-LAG_INTERVAL = 5.0  # seconds between lag measurements
-
-
-class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock, assigned: asyncio.Event) -> None:
-        self._lock = lock
-        self._assigned = assigned
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Wait until the batch in progress is stored and its offsets committed.
-        self._assigned.clear()
-        async with self._lock:
-            return
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        if assigned:
-            self._assigned.set()
 
 
 class EventConsumer:
@@ -121,7 +106,7 @@ class EventConsumer:
         )
         self._consumer = AIOKafkaConsumer(**self._options)
         self._connected = False
-        self._committed: dict[TopicPartition, int] = {}  # the last offsets committed here
+        self._lag = LagMeter(lambda: self._consumer, self.assignment, metrics)
         self._connect_health = FetchHealth(first_delay=0.5, max_delay=CONNECT_BACKOFF_MAX)
 
     async def __aenter__(self) -> Self:
@@ -150,7 +135,7 @@ class EventConsumer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             return False
-        listener = _CommitBeforeRevoke(self._batch_lock, self._assigned)
+        listener = CommitBeforeRevoke(self._batch_lock, self._assigned)
         self._consumer.subscribe(self._topics, listener=listener)
         self._connected = True
         if self._connect_health.succeeded():
@@ -201,7 +186,7 @@ class EventConsumer:
                 return
             await self._connect()
         stopping = asyncio.ensure_future(self._stopping.wait())
-        lag = asyncio.ensure_future(self._measure_lag())
+        lag = asyncio.ensure_future(self._lag.run(self._stopping))
         try:
             while not self._stopping.is_set():
                 # getmany ignores timeout_ms during a rebalance and wait_for_room may wait on
@@ -384,7 +369,7 @@ class EventConsumer:
             # these records and dedupe absorbs them. Nothing is lost.
             log.warning("offset commit failed; records will be re-consumed", exc_info=True)
             return
-        self._committed.update(offsets)
+        self._lag.committed(offsets)
 
     async def _persist(self, events: list[Event], dead: list[DeadLetter]) -> None:
         async for attempt in AsyncRetrying(
@@ -402,37 +387,3 @@ class EventConsumer:
             "store unavailable; pausing the partition and retrying",
             extra={"attempt": state.attempt_number},
         )
-
-    async def _measure_lag(self) -> None:
-        """Every LAG_INTERVAL: records behind the log end over the partitions this member
-        owns now — measured while idle, while the store is down and mid-batch alike, so a
-        stall shows as a lag that grows (0 once it owns nothing). The log end is asked of
-        the broker (a cached high-water mark freezes when fetching pauses); the position is
-        the last committed offset, what a restart would resume from."""
-        while not self._stopping.is_set():
-            try:
-                lag = await asyncio.wait_for(self._lag(), LAG_INTERVAL)
-            except (KafkaError, OSError, TimeoutError):
-                lag = None  # keep the last value: the broker did not answer this time
-            if lag is not None:
-                self._metrics.consumer_lag.set(lag)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), LAG_INTERVAL)
-
-    async def _lag(self) -> int:
-        owned = sorted(self.assignment())
-        for gone in self._committed.keys() - set(owned):  # another member's now
-            del self._committed[gone]
-        if not owned:
-            return 0
-        ends = await self._consumer.end_offsets(owned)
-        lag = 0
-        for tp in owned:
-            position = self._committed.get(tp)
-            if position is None:
-                committed = await self._consumer.committed(tp)
-                if committed is None:
-                    committed = (await self._consumer.beginning_offsets([tp]))[tp]
-                position = self._committed.setdefault(tp, committed)
-            lag += max(ends[tp] - position, 0)
-        return lag
