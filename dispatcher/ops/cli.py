@@ -58,6 +58,27 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+async def _reencrypt(settings: Settings) -> int:
+    from dispatcher.errors import StoreError
+    from dispatcher.store import open_store
+    from dispatcher.store.secretbox import SecretBox
+
+    if not settings.encryption_key:
+        raise CommandError("WEBHOOKS_ENCRYPTION_KEY is not set (the new key first, then the old)")
+    box = SecretBox.from_setting(settings.encryption_key)
+    try:
+        async with open_store(settings.database_url, secret_box=box) as store:
+            await store.migrate()
+            count = await store.reencrypt_secrets()
+    except StoreError as exc:  # unreachable, or a secret none of the keys opens
+        raise CommandError(f"nothing re-encrypted: {exc}") from None
+    print(
+        f"re-encrypted {count} signing secret(s) with the first key of WEBHOOKS_ENCRYPTION_KEY; "
+        "the keys after it can now be removed"
+    )
+    return 0
+
+
 async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
@@ -239,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("dev", help="run the embedded stack (Tansu + SQLite) until Ctrl-C")
     sub.add_parser("demo", help="run the scripted demo on the embedded stack, then exit")
     sub.add_parser("migrate", help="apply database migrations to WEBHOOKS_DATABASE_URL")
+    sub.add_parser(
+        "reencrypt",
+        help="seal every stored signing secret with the first WEBHOOKS_ENCRYPTION_KEY key "
+        "(then older keys can be dropped)",
+    )
     publish = sub.add_parser("publish", help="produce an event to Kafka")
     publish.add_argument("--type", required=True, help="event type from the catalog")
     publish.add_argument("--org", required=True, help="organization id (org_…)")
@@ -267,6 +293,7 @@ LAUNCHED = ("serve", "dev", "demo")
 
 COMMANDS: dict[str, Command] = {
     "migrate": lambda settings, args: _migrate(settings),
+    "reencrypt": lambda settings, args: _reencrypt(settings),
     "publish": _publish,
     "keys": _keys,
 }

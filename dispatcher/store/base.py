@@ -176,6 +176,13 @@ class Store(Protocol):
         next-attempt time among pending deliveries, or a lease's expiry when later."""
         ...
 
+    async def reencrypt_secrets(self) -> int:
+        """Seal again with the first WEBHOOKS_ENCRYPTION_KEY key every stored signing secret
+        an older key sealed, in one transaction; return how many. Afterwards the older keys
+        can be removed from the setting. Raises DecryptionError (changing nothing) if a
+        secret opens with none of the configured keys."""
+        ...
+
     async def purge(self, *, before: datetime) -> Purged:
         """Apply WEBHOOKS_RETENTION: delete events received before `before` that have no
         pending delivery (a replayed old delivery finishes its ladder first) with their

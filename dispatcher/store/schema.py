@@ -36,6 +36,7 @@ from dispatcher.store.records import (
     ReplayJobStatus,
     ReplayRecord,
 )
+from dispatcher.store.secretbox import SecretBox
 
 Dialect = Literal["sqlite", "postgres"]
 Clock = Callable[[], datetime]
@@ -67,6 +68,16 @@ def migrations(dialect: Dialect) -> list[Migration]:
 def secret_aad(endpoint_id: str) -> bytes:
     """Associated data binding a sealed secret to its endpoint (rows cannot be swapped)."""
     return b"endpoint-secret:" + endpoint_id.encode("utf-8")
+
+
+def resealed(box: SecretBox, rows: Iterable[tuple[Any, str, bytes]]) -> list[tuple[bytes, Any]]:
+    """(new ciphertext, row id) for each stored secret (row id, endpoint id, ciphertext) that
+    the box's first key did not seal: what re-encryption writes back."""
+    return [
+        (box.reseal(blob, aad=secret_aad(endpoint_id)), row_id)
+        for row_id, endpoint_id, blob in rows
+        if not box.is_current(blob)
+    ]
 
 
 def dump_event_types(event_types: frozenset[str] | None) -> str | None:

@@ -88,5 +88,14 @@ class SecretBox:
                 continue
         raise DecryptionError("authentication failed: tampered bytes or a different aad")
 
+    def is_current(self, blob: bytes) -> bool:
+        """Sealed with the first key (the one `encrypt` uses)?"""
+        return bool(blob) and blob[0] == self._ciphers[0][0]
+
+    def reseal(self, blob: bytes, *, aad: bytes) -> bytes:
+        """The same secret sealed with the first key (for re-encryption before an old key
+        is dropped). Raises DecryptionError if no configured key opens it."""
+        return self.encrypt(self.decrypt(blob, aad=aad), aad=aad)
+
     def __repr__(self) -> str:
         return f"SecretBox(keys=<{len(self._ciphers)} redacted>)"

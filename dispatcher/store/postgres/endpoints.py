@@ -286,3 +286,21 @@ async def revoke_api_key(conn: Conn, key_id: str, *, now: datetime) -> bool:
         )
     )
     return changed > 0
+
+
+async def reencrypt_secrets(conn: Conn, *, box: SecretBox) -> int:
+    """Run inside a transaction: the rows are locked while they are sealed again."""
+    rows = await conn.fetch(
+        "SELECT id, endpoint_id, ciphertext FROM endpoint_secrets ORDER BY id FOR UPDATE"
+    )
+    updates = schema.resealed(box, [(r["id"], r["endpoint_id"], r["ciphertext"]) for r in rows])
+    if updates:
+        await conn.execute(
+            """
+            UPDATE endpoint_secrets AS s SET ciphertext = u.ciphertext
+            FROM unnest($1::bytea[], $2::bigint[]) AS u (ciphertext, id) WHERE s.id = u.id
+            """,
+            [blob for blob, _ in updates],
+            [row_id for _, row_id in updates],
+        )
+    return len(updates)

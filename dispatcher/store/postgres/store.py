@@ -210,6 +210,10 @@ class PostgresStore(PooledConnections):
     async def next_due_at(self) -> datetime | None:
         return await self._run(scheduling.next_due_at)
 
+    async def reencrypt_secrets(self) -> int:
+        work = partial(endpoints.reencrypt_secrets, box=self._box)
+        return await self._run(work, transaction=True)
+
     async def purge(self, *, before: datetime) -> Purged:
         counts = dict.fromkeys(scheduling.PURGE_TABLES, 0)
         for table in scheduling.PURGE_TABLES:

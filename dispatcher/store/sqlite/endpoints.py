@@ -286,3 +286,13 @@ async def revoke_api_key(db: Runner, key_id: str, *, now: datetime) -> bool:
         (us(now), key_id),
     )
     return changed > 0
+
+
+async def reencrypt_secrets(db: Runner, box: SecretBox) -> int:
+    def work(conn: sqlite3.Connection) -> int:
+        rows = conn.execute("SELECT id, endpoint_id, ciphertext FROM endpoint_secrets")
+        updates = schema.resealed(box, rows.fetchall())
+        conn.executemany("UPDATE endpoint_secrets SET ciphertext = ? WHERE id = ?", updates)
+        return len(updates)
+
+    return await db._write(work)

@@ -38,7 +38,12 @@ from dispatcher.core.models import (
     OrgStatus,
     WaitingReason,
 )
-from dispatcher.errors import IntegrityViolationError, NotFoundError, StoreUnavailableError
+from dispatcher.errors import (
+    DecryptionError,
+    IntegrityViolationError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from dispatcher.store import IngestBatch, IngestResult, Store
 from dispatcher.store.records import Purged, ReplayFilter, ReplayJobRecord, ReplayJobStatus
 from dispatcher.store.secretbox import SecretBox
@@ -51,7 +56,8 @@ ORG = "org_acme"
 SECRET = "whsec_c2VjcmV0LXBsYWludGV4dC1uZXZlci1zdG9yZWQ="
 NEW_SECRET = "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbi0xMjM="
 
-StoreFactory = Callable[[], Store]
+# A new store on the test's database: with the test's SecretBox, or with the one given.
+StoreFactory = Callable[..., Store]
 RawContents = Callable[[], Awaitable[bytes]]
 
 
@@ -1468,6 +1474,28 @@ class StoreContract:
         assert await store.list_event_deliveries("evt_unknown") == []
 
     # -- retention --------------------------------------------------------------------
+
+    async def test_reencrypting_lets_the_old_encryption_key_be_dropped(
+        self, store: Store, store_factory: StoreFactory, box: SecretBox
+    ) -> None:
+        """Rotation of WEBHOOKS_ENCRYPTION_KEY: with "new,old" configured, re-encryption
+        seals every secret (current and grace-period ones) with the new key, once; then a
+        store with the new key alone reads them all, and one with the old key alone none."""
+        await add_endpoints(store, "ep_1", "ep_2")
+        await store.rotate_secret(
+            "ep_1", "whsec_" + "B" * 43 + "=", now=T0, old_expires_at=T0 + DAY
+        )
+        before = await store.signing_secrets(["ep_1", "ep_2"], now=T0)
+        new = SecretBox([bytes(range(100, 132))])
+        both = SecretBox([bytes(range(100, 132)), bytes(range(32))])
+        async with store_factory(both) as rotating:
+            assert await rotating.reencrypt_secrets() == 3
+            assert await rotating.reencrypt_secrets() == 0
+        async with store_factory(new) as rotated:
+            assert await rotated.signing_secrets(["ep_1", "ep_2"], now=T0) == before
+        async with store_factory(box) as stale:
+            with pytest.raises(DecryptionError, match="not among the configured keys"):
+                await stale.signing_secrets(["ep_1"], now=T0)
 
     async def test_purge_deletes_old_events_with_their_deliveries(
         self, store: Store, clock: FakeClock

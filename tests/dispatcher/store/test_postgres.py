@@ -27,7 +27,9 @@ pytestmark = pytest.mark.postgres
 class TestPostgresStore(StoreContract):
     @pytest.fixture
     def store_factory(self, postgres_url: str, clock: FakeClock, box: SecretBox) -> StoreFactory:
-        return lambda: PostgresStore(postgres_url, secret_box=box, clock=clock, pool_size=4)
+        return lambda other=None: PostgresStore(
+            postgres_url, secret_box=other or box, clock=clock, pool_size=4
+        )
 
     @pytest.fixture
     def raw_contents(self, postgres_url: str) -> RawContents:

@@ -19,7 +19,7 @@ class TestSQLiteStore(StoreContract):
 
     @pytest.fixture
     def store_factory(self, db_path: Path, clock: FakeClock, box: SecretBox) -> StoreFactory:
-        return lambda: SQLiteStore(db_path, secret_box=box, clock=clock)
+        return lambda other=None: SQLiteStore(db_path, secret_box=other or box, clock=clock)
 
     @pytest.fixture
     def raw_contents(self, db_path: Path) -> RawContents:
