@@ -7,6 +7,7 @@ destinations) decides over them. Nothing in this module does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -225,3 +226,12 @@ def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestBatch:
+    """What one Kafka batch stores in one transaction (`Store.ingest`)."""
+
+    events: Sequence[Event] = ()
+    deliveries: Sequence[NewDelivery] = ()
+    dead_letters: Sequence[DeadLetter] = ()

@@ -4,26 +4,16 @@ the hot path (`IngestBatch`, `IngestResult`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from dispatcher.core.models import (
-    DeadLetter,
     DeliveryStatus,
-    Event,
     FailureKind,
-    NewDelivery,
     WaitingReason,
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IngestBatch:
-    events: Sequence[Event] = ()
-    deliveries: Sequence[NewDelivery] = ()
-    dead_letters: Sequence[DeadLetter] = ()
+from dispatcher.core.models import IngestBatch as IngestBatch  # the batch shape is core's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

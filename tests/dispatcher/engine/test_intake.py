@@ -4,6 +4,8 @@ handed (the scheduler is not the database)."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -22,9 +24,10 @@ from dispatcher.core.models import (
     Organization,
     OrgStatus,
 )
+from dispatcher.core.plan import plan
 from dispatcher.core.routing import RoutingTable, Target
 from dispatcher.engine.directory import Directory
-from dispatcher.engine.intake import Intake, plan
+from dispatcher.engine.intake import Intake
 from dispatcher.engine.scheduler import Scheduler
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
@@ -49,6 +52,12 @@ DEAD_LETTERS = "webhooks_dead_letters_total"
 
 PENDING = DeliveryStatus.PENDING
 SUPPRESSED = DeliveryStatus.SUPPRESSED
+
+
+def numbered() -> Callable[[], str]:
+    """Delivery ids dlv_1, dlv_2, … (the engine passes clock-and-entropy ids)."""
+    counter = itertools.count(1)
+    return lambda: f"dlv_{next(counter)}"
 
 
 def dead_letter(dead_letter_id: str, offset: int, reason: str) -> DeadLetter:
@@ -135,7 +144,7 @@ def test_plan_routes_an_event_into_deliveries_and_claims(
     )
     evt = event("evt_1")
 
-    planned = plan(table, [evt], [], now=T0, lease_owner=OWNER, lease=LEASE)
+    planned = plan(table, [evt], [], now=T0, lease_owner=OWNER, lease=LEASE, delivery_id=numbered())
 
     deliveries = planned.batch.deliveries
     assert [(d.endpoint_id, d.status, d.reason) for d in deliveries] == expected
@@ -176,7 +185,13 @@ def test_plan_plans_a_repeated_event_id_once() -> None:
     lonely = event("evt_2", org="org_other")
 
     planned = plan(
-        table, [first, lonely, again, lonely], [], now=T0, lease_owner=OWNER, lease=LEASE
+        table,
+        [first, lonely, again, lonely],
+        [],
+        now=T0,
+        lease_owner=OWNER,
+        lease=LEASE,
+        delivery_id=numbered(),
     )
 
     assert list(planned.batch.events) == [first, lonely]
@@ -194,7 +209,9 @@ def test_plan_counts_each_event_without_subscribers() -> None:
     table = RoutingTable.build([], [endpoint("ep_a")])
     events = [event("evt_1"), event("evt_2", org="org_x"), event("evt_3", org="org_y")]
 
-    planned = plan(table, events, [], now=T0, lease_owner=OWNER, lease=LEASE)
+    planned = plan(
+        table, events, [], now=T0, lease_owner=OWNER, lease=LEASE, delivery_id=numbered()
+    )
 
     assert planned.no_subscribers == 2
     assert [d.event_id for d in planned.batch.deliveries] == ["evt_1"]
@@ -203,7 +220,9 @@ def test_plan_counts_each_event_without_subscribers() -> None:
 def test_plan_passes_dead_letters_through_in_order() -> None:
     dead = [dead_letter("dl_1", 7, "malformed_json"), dead_letter("dl_2", 9, "too_large")]
 
-    planned = plan(RoutingTable(), [], dead, now=T0, lease_owner=OWNER, lease=LEASE)
+    planned = plan(
+        RoutingTable(), [], dead, now=T0, lease_owner=OWNER, lease=LEASE, delivery_id=numbered()
+    )
 
     assert list(planned.batch.dead_letters) == dead
     assert (list(planned.batch.events), list(planned.batch.deliveries)) == ([], [])
@@ -219,7 +238,9 @@ def test_plan_uses_a_router_callable_instead_of_a_table() -> None:
         seen.append(evt.id)
         return [target]
 
-    planned = plan(router, [event("evt_1")], [], now=T0, lease_owner=OWNER, lease=LEASE)
+    planned = plan(
+        router, [event("evt_1")], [], now=T0, lease_owner=OWNER, lease=LEASE, delivery_id=numbered()
+    )
 
     assert seen == ["evt_1"]
     assert [d.endpoint_id for d in planned.batch.deliveries] == ["ep_test"]
