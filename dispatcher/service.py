@@ -37,6 +37,7 @@ from dispatcher.engine.housekeeping import Housekeeper
 from dispatcher.engine.intake import Intake
 from dispatcher.engine.poller import Poller
 from dispatcher.engine.replay import ReplayRunner
+from dispatcher.engine.replicas import Replicas
 from dispatcher.engine.scheduler import Scheduler
 from dispatcher.errors import ConfigurationError
 from dispatcher.metrics import Metrics
@@ -115,6 +116,9 @@ class Service:
                     max_connections=settings.max_in_flight,
                 )
             )
+            # The limits that hold across replicas are shared by those alive (engine.replicas).
+            replicas = Replicas(store, instance_id=instance_id(settings), clock=utcnow)
+            await replicas.beat()
             scheduler = Scheduler(
                 store=store,
                 client=client,
@@ -122,6 +126,7 @@ class Service:
                 config=scheduler_config(settings),
                 metrics=metrics,
                 on_endpoint_disabled=self._announce_disabled,
+                replicas=replicas,
             )
             config = scheduler_config(settings)
             poller = Poller(
@@ -163,6 +168,7 @@ class Service:
                 store,
                 rate=settings.replay_rate,
                 on_replayed=lambda count: _replayed(scheduler, metrics, count),
+                replicas=replicas,
             )
             context = ApiContext(
                 settings=settings,
@@ -174,6 +180,7 @@ class Service:
                 metrics=metrics,
                 kafka_status=consumer.status,
                 replays=replays,
+                replicas=replicas,
             )
             runner = web.AppRunner(create_app(context), access_log=None, handle_signals=False)
             await runner.setup()
@@ -212,9 +219,11 @@ class Service:
                     group.create_task(housekeeper.run(), name="housekeeping"),
                     group.create_task(directory.run(), name="directory"),
                     group.create_task(replays.run(), name="replays"),  # API: bulk replays
+                    group.create_task(replicas.run(), name="replicas"),
                 ]
                 await self._stop.wait()
                 await self._shutdown(consumer, scheduler, loops)
+            await replicas.leave()
         log.info("service stopped")
 
     async def _shutdown(

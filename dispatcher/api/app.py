@@ -83,7 +83,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 def create_app(context: ApiContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
     app[CONTEXT] = context
-    app[auth.RATE_LIMITER] = auth.RateLimiter(rate=float(context.settings.api_rate_limit))
+    app[auth.RATE_LIMITER] = auth.RateLimiter(
+        rate=float(context.settings.api_rate_limit), replicas=context.replicas
+    )
     for module in (health, webhooks, deliveries, replays, events, orgs, dead_letters):
         module.register(app)
     return app

@@ -73,16 +73,19 @@ class Principal:
 
 @dataclass(slots=True)
 class RateLimiter:
-    """One token bucket per key, in this process."""
+    """One token bucket per key, holding this replica's share of the key's rate (the rate
+    divided by the replicas alive), so the limit holds across replicas."""
 
     rate: float
+    replicas: Callable[[], int] = lambda: 1
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     def wait(self, key_id: str, now: float) -> float:
         """0.0 when the request may go ahead, else the seconds until it may."""
+        share = self.rate / max(1, self.replicas())
         bucket = self.buckets.get(key_id)
-        if bucket is None:
-            bucket = self.buckets[key_id] = TokenBucket(rate=self.rate, burst=2 * self.rate)
+        if bucket is None or bucket.rate != share:
+            bucket = self.buckets[key_id] = TokenBucket(rate=share, burst=max(1.0, 2 * share))
         return bucket.take(now)
 
 

@@ -37,6 +37,8 @@ class ApiContext:
     kafka_status: Callable[[], Awaitable[str]]  # `ok`, or why Kafka is not usable
     # Woken when a bulk replay job is created (None: jobs wait for the runner's next look).
     replays: ReplayRunner | None = None
+    # How many replicas share the per-key API rate limit (1: this process alone).
+    replicas: Callable[[], int] = lambda: 1
 
 
 MAX_BODY_BYTES = 64 * 1024

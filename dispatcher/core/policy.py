@@ -27,7 +27,7 @@ has been sent at the endpoint's rate) when the lane is paced by its `rateLimit`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dispatcher.core.breaker import BreakerState, Verdict
 from dispatcher.core.lanes import RATE_WINDOW, Job, Lane
@@ -46,6 +46,15 @@ class Caps:
     poll_interval: float
     lane_backlog: int
     busy_lane_backlog: int
+
+
+def shared(caps: Caps, replicas: int) -> Caps:
+    """This replica's share of the caps that must hold across `replicas` replicas: the
+    per-endpoint in-flight cap divided (at least 1 each); the global cap is per process."""
+    if replicas <= 1:
+        return caps
+    per_endpoint = max(1, caps.max_in_flight_per_endpoint // replicas)
+    return replace(caps, max_in_flight_per_endpoint=per_endpoint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ replays a small batch of each, then sleeps so that no more than `rate` deliverie
 go back on the ladder — a recovering endpoint is not flattened. Jobs live in the store, so a
 restarted service resumes them where they stopped.
 
-The cap is per replica: with PostgreSQL each replica drains (the job's row lock keeps two
-replicas from taking the same deliveries), so N replicas drain up to N × rate.
+The cap holds across replicas: with PostgreSQL each replica drains (the job's row lock
+keeps two replicas from taking the same deliveries) at rate / N, N being the replicas
+alive (`engine.replicas`), so together they replay at most `rate` deliveries per second.
 """
 
 from __future__ import annotations
@@ -45,17 +46,22 @@ class ReplayRunner:
         on_replayed: Callable[[int], None],
         idle_interval: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
+        replicas: Callable[[], int] = lambda: 1,
     ) -> None:
         if rate <= 0:
             raise ValueError("the replay rate must be positive")
         self._store = store
-        self._rate = rate
-        self._batch = batch_size(rate)
+        self._rate = rate  # shared by the replicas: each drains rate / N
+        self._replicas = replicas
         self._on_replayed = on_replayed
         self._idle_interval = idle_interval
         self._clock = clock
         self._wake = asyncio.Event()
         self._turn = 0
+
+    def _share(self) -> float:
+        """This replica's share of WEBHOOKS_REPLAY_RATE."""
+        return self._rate / max(1, self._replicas())
 
     def wake(self) -> None:
         """A job was created: look now instead of after the idle interval."""
@@ -69,7 +75,8 @@ class ReplayRunner:
             return 0
         job = jobs[self._turn % len(jobs)]
         self._turn += 1
-        result = await self._store.advance_replay_job(job.id, limit=self._batch, now=self._clock())
+        limit = batch_size(self._share())
+        result = await self._store.advance_replay_job(job.id, limit=limit, now=self._clock())
         if result.processed:
             self._on_replayed(result.processed)
         if result.job is not None and result.job.finished_at is not None:
@@ -92,7 +99,7 @@ class ReplayRunner:
                 taken = 0
             if taken:
                 # Pace by what was taken: `taken` deliveries cost taken / rate seconds.
-                await asyncio.sleep(taken / self._rate)
+                await asyncio.sleep(taken / self._share())
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle_interval)

@@ -52,6 +52,7 @@ from dispatcher.core.policy import (
     WakeAt,
     finish,
     plan_dispatch,
+    shared,
 )
 from dispatcher.core.retry import next_step
 from dispatcher.core.routing import attempt_suppression
@@ -90,6 +91,7 @@ class Scheduler:
         on_endpoint_disabled: EndpointDisabled | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = utcnow,
+        replicas: Callable[[], int] = lambda: 1,
     ) -> None:
         self._store = store
         self._client = client
@@ -102,6 +104,7 @@ class Scheduler:
         self._lanes: dict[str, Lane] = {}
         self._wakes: dict[str, asyncio.TimerHandle] = {}  # endpoint id → its lane's wake-up
         self._caps = config.caps
+        self._replicas = replicas  # endpoints' caps and rate limits are shared by them
         self._breaker_counts = dict.fromkeys(BreakerState, 0)  # the gauge, kept exact
         self._ready: deque[Lane] = deque()
         self._in_flight = 0
@@ -184,12 +187,13 @@ class Scheduler:
         if not self._accepting:
             return
         endpoint = self._directory.endpoint(lane.endpoint_id)
+        replicas = max(1, self._replicas())
         before = lane.breaker.state
         actions = plan_dispatch(
             lane,
             in_flight=self._in_flight,
-            caps=self._caps,
-            rate_limit=endpoint.rate_limit if endpoint else None,
+            caps=shared(self._caps, replicas),
+            rate_limit=endpoint.rate_limit / replicas if endpoint and endpoint.rate_limit else None,
             now=time.monotonic(),
         )
         self._count_breaker(before, lane.breaker.state)

@@ -176,6 +176,15 @@ class Store(Protocol):
         next-attempt time among pending deliveries, or a lease's expiry when later."""
         ...
 
+    async def heartbeat(self, instance_id: str, *, now: datetime, ttl: float) -> int:
+        """Record that `instance_id` is alive at `now`, forget replicas not seen for `ttl`
+        seconds, and return how many are alive (this one included)."""
+        ...
+
+    async def leave(self, instance_id: str) -> None:
+        """`instance_id` stops (a clean shutdown): the others count one fewer at once."""
+        ...
+
     async def reencrypt_secrets(self) -> int:
         """Seal again with the first WEBHOOKS_ENCRYPTION_KEY key every stored signing secret
         an older key sealed, in one transaction; return how many. Afterwards the older keys

@@ -23,6 +23,7 @@ from dispatcher.core.policy import (
     WakeAt,
     finish,
     plan_dispatch,
+    shared,
 )
 
 CAPS = Caps(
@@ -245,3 +246,16 @@ def test_starts_by_situation(row: Row) -> None:
     the_lane.in_flight = min(row.in_flight, CAPS.max_in_flight_per_endpoint)
     actions = plan(the_lane, 0.0, in_flight=row.in_flight)
     assert len(ids(actions, Start)) == row.expected_starts
+
+
+@pytest.mark.parametrize(
+    ("replicas", "per_endpoint"), [(1, 4), (2, 2), (3, 1), (8, 1)], ids=["1", "2", "3", "8"]
+)
+def test_replicas_share_the_per_endpoint_cap(replicas: int, per_endpoint: int) -> None:
+    """Cap 4 across N replicas: each takes 4 // N slots, at least one; the global cap is
+    per process and stays."""
+    caps = shared(CAPS, replicas)
+    assert (caps.max_in_flight_per_endpoint, caps.max_in_flight) == (per_endpoint, 100)
+    assert ids(plan_dispatch(lane(6), in_flight=0, caps=caps, rate_limit=None, now=0.0), Start) == [
+        f"dlv_{n}" for n in range(per_endpoint)
+    ]

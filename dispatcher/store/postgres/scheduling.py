@@ -8,7 +8,7 @@ Each is a function run on a connection `PostgresStore` lends it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dispatcher.core.models import Lease, WaitingReason
@@ -133,3 +133,19 @@ _DELETE_DELIVERIES_BY = {
     """  # noqa: S608 - `column` is one of the two constants here
     for column in ("endpoint_id", "event_id")
 }
+
+
+async def heartbeat(conn: Conn, *, instance_id: str, now: datetime, ttl: float) -> int:
+    """Run inside a transaction."""
+    await conn.execute(
+        "INSERT INTO replicas VALUES ($1, $2) "
+        "ON CONFLICT (instance_id) DO UPDATE SET seen_at = excluded.seen_at",
+        instance_id,
+        now,
+    )
+    await conn.execute("DELETE FROM replicas WHERE seen_at < $1", now - timedelta(seconds=ttl))
+    return int(await conn.fetchval("SELECT count(*) FROM replicas"))
+
+
+async def leave(conn: Conn, *, instance_id: str) -> None:
+    await conn.execute("DELETE FROM replicas WHERE instance_id = $1", instance_id)

@@ -210,6 +210,13 @@ class PostgresStore(PooledConnections):
     async def next_due_at(self) -> datetime | None:
         return await self._run(scheduling.next_due_at)
 
+    async def heartbeat(self, instance_id: str, *, now: datetime, ttl: float) -> int:
+        work = partial(scheduling.heartbeat, instance_id=instance_id, now=now, ttl=ttl)
+        return await self._run(work, transaction=True)
+
+    async def leave(self, instance_id: str) -> None:
+        await self._run(partial(scheduling.leave, instance_id=instance_id))
+
     async def reencrypt_secrets(self) -> int:
         work = partial(endpoints.reencrypt_secrets, box=self._box)
         return await self._run(work, transaction=True)

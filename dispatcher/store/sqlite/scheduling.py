@@ -7,8 +7,10 @@ worker helpers (`Runner`).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import cast
 
 from dispatcher.core.models import Lease, WaitingReason
 from dispatcher.store.records import Purged
@@ -91,3 +93,27 @@ _PURGES = (
     "DELETE FROM replay_jobs WHERE id IN "
     "(SELECT id FROM replay_jobs WHERE finished_at < ? LIMIT ?)",
 )
+
+
+class Heartbeats:
+    """The replica registry (`Store.heartbeat`, `Store.leave`), mixed into `SQLiteStore`."""
+
+    async def heartbeat(self, instance_id: str, *, now: datetime, ttl: float) -> int:
+        db = cast(Runner, self)
+        at, cutoff = us(now), us(now - timedelta(seconds=ttl))
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO replicas VALUES (?, ?) "
+                "ON CONFLICT (instance_id) DO UPDATE SET seen_at = excluded.seen_at",
+                (instance_id, at),
+            )
+            conn.execute("DELETE FROM replicas WHERE seen_at < ?", (cutoff,))
+            return int(conn.execute("SELECT count(*) FROM replicas").fetchone()[0])
+
+        return await db._write(work)
+
+    async def leave(self, instance_id: str) -> None:
+        await cast(Runner, self)._change(
+            "DELETE FROM replicas WHERE instance_id = ?", (instance_id,)
+        )

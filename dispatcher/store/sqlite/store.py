@@ -56,7 +56,7 @@ from dispatcher.store.sqlite.transactions import Params, Work, migrate, transact
 T = TypeVar("T")
 
 
-class SQLiteStore:
+class SQLiteStore(scheduling.Heartbeats):
     """The Store on one SQLite file, for a single node."""
 
     def __init__(

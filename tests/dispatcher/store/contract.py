@@ -307,6 +307,7 @@ class StoreContract:
                 "0003_waiting_reason",
                 "0004_lease_epoch",
                 "0005_retention",
+                "0006_replicas",
             ]
             assert await store.migrate() == []
 
@@ -322,6 +323,7 @@ class StoreContract:
                 "0003_waiting_reason",
                 "0004_lease_epoch",
                 "0005_retention",
+                "0006_replicas",
             ],
         ]
 
@@ -1474,6 +1476,19 @@ class StoreContract:
         assert await store.list_event_deliveries("evt_unknown") == []
 
     # -- retention --------------------------------------------------------------------
+
+    async def test_replicas_count_those_seen_within_the_ttl(self, store: Store) -> None:
+        """Each heartbeat counts the replicas alive; a silent one drops out after the ttl,
+        one that leaves drops out at once."""
+        assert await store.heartbeat("r1", now=T0, ttl=15) == 1
+        assert await store.heartbeat("r2", now=T0 + SECOND, ttl=15) == 2
+        assert await store.heartbeat("r3", now=T0 + 2 * SECOND, ttl=15) == 3
+        assert await store.heartbeat("r1", now=T0 + 10 * SECOND, ttl=15) == 3
+        # r2 and r3 fell silent: 20 s after their last beat they no longer count
+        assert await store.heartbeat("r1", now=T0 + 20 * SECOND, ttl=15) == 1
+        assert await store.heartbeat("r2", now=T0 + 21 * SECOND, ttl=15) == 2
+        await store.leave("r2")
+        assert await store.heartbeat("r1", now=T0 + 22 * SECOND, ttl=15) == 1
 
     async def test_reencrypting_lets_the_old_encryption_key_be_dropped(
         self, store: Store, store_factory: StoreFactory, box: SecretBox
