@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from dispatcher.store.postgres.connection import Conn
 
 
-async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
-    """Run inside a transaction."""
+async def ingest(
+    conn: Conn, batch: IngestBatch, now: datetime, database_clock: bool = True
+) -> IngestResult:
+    """Run inside a transaction. With `database_clock`, a fresh delivery's lease runs from
+    the database's time for as long as the caller asked (its expiry minus its due time)."""
     await conn.execute(KEYED_PLANS)
     deliveries = batch.deliveries
     if deliveries:
@@ -65,6 +68,7 @@ async def ingest(conn: Conn, batch: IngestBatch, now: datetime) -> IngestResult:
             [d.lease_expires_at for d in deliveries],
             now,
             FRESH_EPOCH,
+            database_clock,
         )
         created = {row[0]: row[1] for row in rows}
     changes = schema.delivery_count_changes(expected, inserted_events, created.values())
@@ -118,12 +122,22 @@ async def claim_due(
     lease_owner: str,
     lease_expires_at: datetime,
     stamp: datetime,
+    database_clock: bool = True,
 ) -> list[Claim]:
     """Run inside a transaction. SKIP LOCKED makes concurrent claimers take disjoint rows,
     and the re-check after locking drops a row another claimer leased meanwhile. Each
-    event's type and body are fetched once, however many of its deliveries were claimed."""
+    event's type and body are fetched once, however many of its deliveries were claimed.
+
+    With `database_clock` (the default) a lease is judged and set by the database's time —
+    expired when `lease_expires_at <= statement_timestamp()`, and running for
+    `lease_expires_at - now` from it — so replicas with skewed clocks agree on it; the due
+    time of a retry stays the caller's."""
     await conn.execute(KEYED_PLANS)
-    leased = await conn.fetch(_CLAIM, now, limit, lease_owner, lease_expires_at, stamp)
+    if database_clock:
+        seconds = (lease_expires_at - now).total_seconds()
+        leased = await conn.fetch(_CLAIM_BY_DATABASE_TIME, now, limit, lease_owner, seconds, stamp)
+    else:
+        leased = await conn.fetch(_CLAIM, now, limit, lease_owner, lease_expires_at, stamp)
     if not leased:
         return []
     events = {
@@ -223,7 +237,11 @@ _INSERT_EVENTS = """
 _INSERT_DELIVERIES = """
     INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
         lease_owner, lease_expires_at, created_at, updated_at, lease_epoch)
-    SELECT d.*, $9::timestamptz, $9::timestamptz,
+    SELECT d.id, d.event_id, d.endpoint_id, d.status, d.reason, d.next_attempt_at,
+        d.lease_owner,
+        CASE WHEN d.lease_owner IS NULL OR NOT $11::boolean THEN d.lease_expires_at
+             ELSE statement_timestamp() + (d.lease_expires_at - d.next_attempt_at) END,
+        $9::timestamptz, $9::timestamptz,
         CASE WHEN d.lease_owner IS NULL THEN 0 ELSE $10::bigint END
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                 $6::timestamptz[], $7::text[], $8::timestamptz[])
@@ -255,6 +273,23 @@ _CLAIM = """
     )
     UPDATE deliveries AS d
     SET lease_owner = $3, lease_expires_at = $4, updated_at = $5, lease_epoch = d.lease_epoch + 1
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
+"""
+
+_CLAIM_BY_DATABASE_TIME = """
+    WITH due AS (
+        SELECT id FROM deliveries
+        WHERE status = 'pending' AND due_at <= GREATEST($1, statement_timestamp())
+            AND next_attempt_at <= $1
+            AND (lease_expires_at IS NULL OR lease_expires_at <= statement_timestamp())
+        ORDER BY due_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE deliveries AS d
+    SET lease_owner = $3, lease_expires_at = statement_timestamp() + make_interval(secs => $4),
+        updated_at = $5, lease_epoch = d.lease_epoch + 1
     FROM due WHERE d.id = due.id
     RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
 """

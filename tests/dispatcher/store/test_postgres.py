@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import asyncpg
 import pytest
 
@@ -13,11 +15,15 @@ from dispatcher.store.records import IngestBatch, Purged
 from dispatcher.store.secretbox import SecretBox
 from tests.dispatcher.store.contract import (
     DAY,
+    SECOND,
     T0,
     FakeClock,
     RawContents,
     StoreContract,
     StoreFactory,
+    add_endpoints,
+    claim,
+    delivery,
     event,
 )
 
@@ -28,7 +34,7 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def store_factory(self, postgres_url: str, clock: FakeClock, box: SecretBox) -> StoreFactory:
         return lambda other=None: PostgresStore(
-            postgres_url, secret_box=other or box, clock=clock, pool_size=4
+            postgres_url, secret_box=other or box, clock=clock, pool_size=4, database_clock=False
         )
 
     @pytest.fixture
@@ -85,3 +91,33 @@ class TestPostgresStore(StoreContract):
         finally:
             await other.close()
         assert await store.purge(before=T0 + DAY) == Purged(events=1)
+
+
+class TestDatabaseClock:
+    """Leases by the database's clock (the production default): a replica whose clock runs
+    a day ahead cannot take over a lease the database says is still held."""
+
+    async def test_a_skewed_clock_cannot_expire_a_lease_early(self, postgres_url: str) -> None:
+        box = SecretBox([bytes(range(32))])
+        async with PostgresStore(postgres_url, secret_box=box, clock=FakeClock(T0)) as store:
+            await store.migrate()
+            await add_endpoints(store, "ep_1", "ep_2")
+            fresh = delivery(
+                "dlv_fresh", "evt_1", "ep_1", lease_owner="a", lease_expires_at=T0 + 60 * SECOND
+            )
+            await store.ingest(
+                IngestBatch(
+                    events=[event("evt_1")], deliveries=[fresh, delivery("dlv_2", "evt_1", "ep_2")]
+                )
+            )
+            [claimed] = await claim(store, T0, owner="a")  # dlv_2, for 30 s of database time
+            assert claimed.delivery_id == "dlv_2"
+            # Replica b's clock says a day has passed: by the database's, neither lease has.
+            assert await claim(store, T0 + DAY, owner="b") == []
+            real = datetime.now(UTC)
+            for delivery_id, lease in (("dlv_fresh", 60), ("dlv_2", 30)):
+                record = await store.get_delivery(delivery_id)
+                assert record is not None
+                assert record.lease_expires_at is not None
+                expected = real + timedelta(seconds=lease)
+                assert abs((record.lease_expires_at - expected).total_seconds()) < 10
