@@ -58,22 +58,36 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _reencrypt(settings: Settings) -> int:
+async def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """`secrets reencrypt`: batch by batch (each its own transaction, so an interrupted run
+    resumes where it stopped), with a progress line and the count."""
     from dispatcher.errors import StoreError
+    from dispatcher.ops.console import ProgressLine
     from dispatcher.store import open_store
     from dispatcher.store.secretbox import SecretBox
 
     if not settings.encryption_key:
         raise CommandError("WEBHOOKS_ENCRYPTION_KEY is not set (the new key first, then the old)")
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
     box = SecretBox.from_setting(settings.encryption_key)
+    progress = ProgressLine(sys.stderr)
+    done = 0
     try:
         async with open_store(settings.database_url, secret_box=box) as store:
             await store.migrate()
-            count = await store.reencrypt_secrets()
+            while True:
+                resealed, remaining = await store.reencrypt_secrets(limit=args.batch)
+                done += resealed
+                progress.update(done, done + remaining, "re-encrypting signing secrets")
+                if not remaining:
+                    break
     except StoreError as exc:  # unreachable, or a secret none of the keys opens
-        raise CommandError(f"nothing re-encrypted: {exc}") from None
+        raise CommandError(f"stopped after {done} re-encrypted: {exc}") from None
+    finally:
+        progress.close()
     print(
-        f"re-encrypted {count} signing secret(s) with the first key of WEBHOOKS_ENCRYPTION_KEY; "
+        f"re-encrypted {done} signing secret(s) with the first key of WEBHOOKS_ENCRYPTION_KEY; "
         "the keys after it can now be removed"
     )
     return 0
@@ -260,11 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("dev", help="run the embedded stack (Tansu + SQLite) until Ctrl-C")
     sub.add_parser("demo", help="run the scripted demo on the embedded stack, then exit")
     sub.add_parser("migrate", help="apply database migrations to WEBHOOKS_DATABASE_URL")
-    sub.add_parser(
+    secrets = sub.add_parser("secrets", help="stored endpoint signing secrets").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    reencrypt = secrets.add_parser(
         "reencrypt",
         help="seal every stored signing secret with the first WEBHOOKS_ENCRYPTION_KEY key "
-        "(then older keys can be dropped)",
+        "(then older keys can be dropped); resumable",
     )
+    reencrypt.add_argument("--batch", type=int, default=500, help="secrets per transaction")
     publish = sub.add_parser("publish", help="produce an event to Kafka")
     publish.add_argument("--type", required=True, help="event type from the catalog")
     publish.add_argument("--org", required=True, help="organization id (org_…)")
@@ -293,7 +311,7 @@ LAUNCHED = ("serve", "dev", "demo")
 
 COMMANDS: dict[str, Command] = {
     "migrate": lambda settings, args: _migrate(settings),
-    "reencrypt": lambda settings, args: _reencrypt(settings),
+    "secrets": _secrets,
     "publish": _publish,
     "keys": _keys,
 }

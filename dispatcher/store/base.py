@@ -185,11 +185,12 @@ class Store(Protocol):
         """`instance_id` stops (a clean shutdown): the others count one fewer at once."""
         ...
 
-    async def reencrypt_secrets(self) -> int:
-        """Seal again with the first WEBHOOKS_ENCRYPTION_KEY key every stored signing secret
-        an older key sealed, in one transaction; return how many. Afterwards the older keys
-        can be removed from the setting. Raises DecryptionError (changing nothing) if a
-        secret opens with none of the configured keys."""
+    async def reencrypt_secrets(self, *, limit: int) -> tuple[int, int]:
+        """Seal again with the first WEBHOOKS_ENCRYPTION_KEY key up to `limit` stored signing
+        secrets an older key sealed, in one transaction; return (how many now, how many
+        remain). Call until none remain (resumable: each call commits its batch); then the
+        older keys can be removed. Raises DecryptionError, changing nothing in that batch, if
+        a secret opens with none of the configured keys."""
         ...
 
     async def purge(self, *, before: datetime) -> Purged:

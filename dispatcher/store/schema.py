@@ -70,14 +70,18 @@ def secret_aad(endpoint_id: str) -> bytes:
     return b"endpoint-secret:" + endpoint_id.encode("utf-8")
 
 
-def resealed(box: SecretBox, rows: Iterable[tuple[Any, str, bytes]]) -> list[tuple[bytes, Any]]:
-    """(new ciphertext, row id) for each stored secret (row id, endpoint id, ciphertext) that
-    the box's first key did not seal: what re-encryption writes back."""
-    return [
+def resealed(
+    box: SecretBox, rows: Iterable[tuple[Any, str, bytes]], *, limit: int
+) -> tuple[list[tuple[bytes, Any]], int]:
+    """Re-encryption of stored secrets (row id, endpoint id, ciphertext): up to `limit` of
+    those the box's first key did not seal, as (new ciphertext, row id), and how many such
+    remain after them."""
+    stale = [row for row in rows if not box.is_current(row[2], aad=secret_aad(row[1]))]
+    updates = [
         (box.reseal(blob, aad=secret_aad(endpoint_id)), row_id)
-        for row_id, endpoint_id, blob in rows
-        if not box.is_current(blob)
+        for row_id, endpoint_id, blob in stale[:limit]
     ]
+    return updates, len(stale) - len(updates)
 
 
 def dump_event_types(event_types: frozenset[str] | None) -> str | None:

@@ -88,9 +88,17 @@ class SecretBox:
                 continue
         raise DecryptionError("authentication failed: tampered bytes or a different aad")
 
-    def is_current(self, blob: bytes) -> bool:
-        """Sealed with the first key (the one `encrypt` uses)?"""
-        return bool(blob) and blob[0] == self._ciphers[0][0]
+    def is_current(self, blob: bytes, *, aad: bytes) -> bool:
+        """Sealed with the first key (the one `encrypt` uses)? Decided by opening it with
+        that key alone: key ids are one byte, and two keys may share one."""
+        key_id, cipher = self._ciphers[0]
+        if len(blob) < _HEADER_BYTES + _TAG_BYTES or blob[0] != key_id:
+            return False
+        try:
+            cipher.decrypt(blob[1:_HEADER_BYTES], blob[_HEADER_BYTES:], aad)
+        except InvalidTag:
+            return False
+        return True
 
     def reseal(self, blob: bytes, *, aad: bytes) -> bytes:
         """The same secret sealed with the first key (for re-encryption before an old key

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.core.models import Endpoint
+from devtools.receivers import Receiver
+from dispatcher.core.models import Endpoint, Organization
 from dispatcher.errors import DecryptionError
 from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
+from tests.e2e.harness import envelope, running_stack, stack_settings
 
 OLD, NEW = os.urandom(32), os.urandom(32)
 
@@ -50,9 +52,12 @@ async def test_reencrypt_moves_every_secret_to_the_new_key(tmp_path: Path) -> No
             await store.create_endpoint(endpoint, secret, now=now)
 
     env = {"WEBHOOKS_DATABASE_URL": url, "WEBHOOKS_ENCRYPTION_KEY": f"{b64(NEW)},{b64(OLD)}"}
-    first, second = webhooks("reencrypt", env=env), webhooks("reencrypt", env=env)
+    first = webhooks("secrets", "reencrypt", "--batch", "2", env=env)
+    second = webhooks("secrets", "reencrypt", env=env)
     assert (first.returncode, second.returncode) == (0, 0), first.stderr
     assert first.stdout.startswith("re-encrypted 3 signing secret(s)")
+    # not a terminal: one progress line per batch (2, then 1 more), on stderr
+    assert [line.split()[1] for line in first.stderr.splitlines()] == ["2/3", "3/3"]
     assert second.stdout.startswith("re-encrypted 0 signing secret(s)")
 
     async with open_store(url, secret_box=SecretBox([NEW])) as store:
@@ -77,10 +82,38 @@ def test_reencrypt_without_the_old_key_changes_nothing_and_says_why(tmp_path: Pa
 
     asyncio.run(seed())
     done = webhooks(
-        "reencrypt", env={"WEBHOOKS_DATABASE_URL": url, "WEBHOOKS_ENCRYPTION_KEY": b64(NEW)}
+        "secrets",
+        "reencrypt",
+        env={"WEBHOOKS_DATABASE_URL": url, "WEBHOOKS_ENCRYPTION_KEY": b64(NEW)},
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    [line] = done.stderr.splitlines()
-    assert line.startswith("webhooks reencrypt: nothing re-encrypted:")
+    line = done.stderr.splitlines()[-1]
+    assert line.startswith("webhooks secrets: stopped after 0 re-encrypted:")
     assert "not among the configured keys" in line
+
+
+@pytest.mark.kafka
+async def test_after_reencrypting_the_service_signs_with_the_new_key_alone(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """The whole rotation: an endpoint registered under the old key, `secrets reencrypt`
+    with "new,old", then the service started with the new key alone delivers, and the
+    receiver verifies the signature with the endpoint's secret."""
+    url = f"sqlite:///{tmp_path}/w.db"
+    secret = new_endpoint_secret()
+    async with Receiver(secret) as receiver:
+        async with open_store(url, secret_box=SecretBox([OLD])) as store:
+            await store.migrate()
+            await store.put_organization(Organization(id="org_rot"))
+            endpoint = Endpoint(id="ep_rot", organization_id="org_rot", url=receiver.url)
+            await store.create_endpoint(endpoint, secret, now=datetime.now(UTC))
+        env = {"WEBHOOKS_DATABASE_URL": url, "WEBHOOKS_ENCRYPTION_KEY": f"{b64(NEW)},{b64(OLD)}"}
+        assert webhooks("secrets", "reencrypt", env=env).returncode == 0
+
+        settings = stack_settings(url, kafka_bootstrap, WEBHOOKS_ENCRYPTION_KEY=b64(NEW))
+        async with running_stack(settings) as stack:
+            event_id, body = envelope("org_rot")
+            await stack.publish(body, key="org_rot")
+            assert await receiver.wait_until(lambda r: event_id in r.delivered(), 30)
+        assert all(r.verified for r in receiver.received)

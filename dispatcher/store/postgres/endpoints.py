@@ -288,12 +288,14 @@ async def revoke_api_key(conn: Conn, key_id: str, *, now: datetime) -> bool:
     return changed > 0
 
 
-async def reencrypt_secrets(conn: Conn, *, box: SecretBox) -> int:
+async def reencrypt_secrets(conn: Conn, *, box: SecretBox, limit: int) -> tuple[int, int]:
     """Run inside a transaction: the rows are locked while they are sealed again."""
     rows = await conn.fetch(
         "SELECT id, endpoint_id, ciphertext FROM endpoint_secrets ORDER BY id FOR UPDATE"
     )
-    updates = schema.resealed(box, [(r["id"], r["endpoint_id"], r["ciphertext"]) for r in rows])
+    updates, remaining = schema.resealed(
+        box, [(r["id"], r["endpoint_id"], r["ciphertext"]) for r in rows], limit=limit
+    )
     if updates:
         await conn.execute(
             """
@@ -303,4 +305,4 @@ async def reencrypt_secrets(conn: Conn, *, box: SecretBox) -> int:
             [blob for blob, _ in updates],
             [row_id for _, row_id in updates],
         )
-    return len(updates)
+    return len(updates), remaining

@@ -224,8 +224,8 @@ class PostgresStore(PooledConnections):
     async def leave(self, instance_id: str) -> None:
         await self._run(partial(scheduling.leave, instance_id=instance_id))
 
-    async def reencrypt_secrets(self) -> int:
-        work = partial(endpoints.reencrypt_secrets, box=self._box)
+    async def reencrypt_secrets(self, *, limit: int) -> tuple[int, int]:
+        work = partial(endpoints.reencrypt_secrets, box=self._box, limit=limit)
         return await self._run(work, transaction=True)
 
     async def purge(self, *, before: datetime) -> Purged:

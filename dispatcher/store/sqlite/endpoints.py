@@ -288,11 +288,11 @@ async def revoke_api_key(db: Runner, key_id: str, *, now: datetime) -> bool:
     return changed > 0
 
 
-async def reencrypt_secrets(db: Runner, box: SecretBox) -> int:
-    def work(conn: sqlite3.Connection) -> int:
-        rows = conn.execute("SELECT id, endpoint_id, ciphertext FROM endpoint_secrets")
-        updates = schema.resealed(box, rows.fetchall())
+async def reencrypt_secrets(db: Runner, box: SecretBox, *, limit: int) -> tuple[int, int]:
+    def work(conn: sqlite3.Connection) -> tuple[int, int]:
+        rows = conn.execute("SELECT id, endpoint_id, ciphertext FROM endpoint_secrets ORDER BY id")
+        updates, remaining = schema.resealed(box, rows.fetchall(), limit=limit)
         conn.executemany("UPDATE endpoint_secrets SET ciphertext = ? WHERE id = ?", updates)
-        return len(updates)
+        return len(updates), remaining
 
     return await db._write(work)

@@ -270,8 +270,8 @@ class SQLiteStore(scheduling.Heartbeats):
     async def next_due_at(self) -> datetime | None:
         return await scheduling.next_due_at(self)
 
-    async def reencrypt_secrets(self) -> int:
-        return await endpoints.reencrypt_secrets(self, self._box)
+    async def reencrypt_secrets(self, *, limit: int) -> tuple[int, int]:
+        return await endpoints.reencrypt_secrets(self, self._box, limit=limit)
 
     async def purge(self, *, before: datetime) -> Purged:
         return await scheduling.purge(self, before=before)

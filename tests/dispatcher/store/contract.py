@@ -1494,8 +1494,8 @@ class StoreContract:
         self, store: Store, store_factory: StoreFactory, box: SecretBox
     ) -> None:
         """Rotation of WEBHOOKS_ENCRYPTION_KEY: with "new,old" configured, re-encryption
-        seals every secret (current and grace-period ones) with the new key, once; then a
-        store with the new key alone reads them all, and one with the old key alone none."""
+        seals every secret (current and grace-period ones) with the new key, once, in
+        batches; then a store with the new key alone reads them all, the old key alone none."""
         await add_endpoints(store, "ep_1", "ep_2")
         await store.rotate_secret(
             "ep_1", "whsec_" + "B" * 43 + "=", now=T0, old_expires_at=T0 + DAY
@@ -1504,8 +1504,10 @@ class StoreContract:
         new = SecretBox([bytes(range(100, 132))])
         both = SecretBox([bytes(range(100, 132)), bytes(range(32))])
         async with store_factory(both) as rotating:
-            assert await rotating.reencrypt_secrets() == 3
-            assert await rotating.reencrypt_secrets() == 0
+            # batch by batch, each committed: an interrupted run resumes where it stopped
+            assert await rotating.reencrypt_secrets(limit=2) == (2, 1)
+            assert await rotating.reencrypt_secrets(limit=2) == (1, 0)
+            assert await rotating.reencrypt_secrets(limit=2) == (0, 0)
         async with store_factory(new) as rotated:
             assert await rotated.signing_secrets(["ep_1", "ep_2"], now=T0) == before
         async with store_factory(box) as stale:
