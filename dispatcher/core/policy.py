@@ -20,9 +20,9 @@ The rules, in order, for the head of the lane's queue:
   4. no rate-limit token → WakeAt(when one is due);
   5. the lease ends before an attempt could → Drop; else Start (the probe, if it is due).
 Then the backlog is bounded: a congested lane keeps `lane_backlog`, a busy healthy one
-`busy_lane_backlog`; the overflow is handed back — `rate_limited` (due when the kept backlog
-has been sent at the endpoint's rate) when the lane is paced by its `rateLimit`, else
-`endpoint_busy`.
+`busy_lane_backlog`, a lane paced by its `rateLimit` at most what that rate sends before the
+oldest lease ends; the overflow is handed back — `rate_limited` (due when the kept backlog
+has been sent) when paced by the rate, else `endpoint_busy`.
 """
 
 from __future__ import annotations
@@ -154,12 +154,18 @@ def plan_trim(lane: Lane, *, caps: Caps, now: float) -> list[Action]:
     )
     limit = caps.lane_backlog if congested else caps.busy_lane_backlog
     actions: list[Action] = []
+    bucket = lane.bucket
+    paced = bucket is not None and bucket.tokens < 1.0 and not congested
+    if paced and bucket is not None and lane.queue:
+        # Paced by its rateLimit, not by its slots: keep what the rate can send before the
+        # oldest lease runs out (the rest would only be dropped), and hand back the rest
+        # due when what it keeps has been sent.
+        window = max(lane.queue[0].lease_deadline - now - caps.delivery_timeout, 0.0)
+        limit = max(1, min(limit, int(bucket.rate * window)))
     overflow = len(lane.queue) - limit
     if overflow > 0:
         jobs = tuple(lane.queue.pop() for _ in range(overflow))
-        bucket = lane.bucket
-        if bucket is not None and bucket.tokens < 1.0 and not congested:
-            # Paced by its rateLimit, not by its slots: come back when what it keeps is sent.
+        if paced and bucket is not None:
             due_in = max(caps.poll_interval, limit / bucket.rate)
             actions.append(HandBack(jobs, due_in, WaitingReason.RATE_LIMITED))
         else:

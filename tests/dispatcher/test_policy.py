@@ -145,6 +145,22 @@ def test_a_rate_paced_lane_hands_its_overflow_back_as_rate_limited() -> None:
     assert len(the_lane.queue) == CAPS.busy_lane_backlog
 
 
+def test_a_rate_paced_lane_keeps_only_what_it_can_send_within_the_lease() -> None:
+    """rateLimit 2/s with 5 s of lease left after an attempt's deadline: it keeps 10 (what 2/s
+    sends in 5 s), not its busy backlog — the rest would be dropped when the lease ends —
+    and hands back the rest due in 5 s."""
+    the_lane = lane(0)
+    the_lane.queue.extend(job(n, lease_left=CAPS.delivery_timeout + 5.0) for n in range(40))
+    actions = plan(the_lane, 0.0, rate=2.0)
+    [back] = [a for a in actions if isinstance(a, HandBack)]
+    assert (len(the_lane.queue), len(back.jobs), back.reason) == (
+        10,
+        40 - 2 - 10,
+        WaitingReason.RATE_LIMITED,
+    )
+    assert back.due_in == pytest.approx(5.0)
+
+
 # -- the breaker (issue: "the circuit breaker, made right") ----------------------------
 
 

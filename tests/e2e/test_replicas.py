@@ -1,31 +1,36 @@
 """Scale-out, proven with real processes: three `webhooks serve` replicas in one consumer group
-against one PostgreSQL, a topic of three partitions, one endpoint with `rateLimit: 20`.
+against one PostgreSQL and a topic of six partitions.
 
-Every event is delivered exactly once between them, and the endpoint's rate limit holds
-across the replicas, not per replica.
+Every event is delivered once between them, the endpoint's rate limit holds across the
+replicas (not per replica), and a replica SIGKILLed mid-burst loses nothing: its leases are
+taken over, its partitions reassigned, and no two attempts of one delivery ever overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.broker import free_port
 from devtools.receivers import Receiver
-from dispatcher.core.models import Endpoint, Organization
+from dispatcher.core.models import DeliveryStatus, Endpoint, Organization
 from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from tests.e2e.harness import envelope, service_env
@@ -34,6 +39,7 @@ from tests.e2e.test_crash import wait_healthy
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 REPLICAS = 3
+PARTITIONS = 6
 EVENTS = 120
 RATE = 20.0
 ORG = "org_replicas"
@@ -86,14 +92,16 @@ async def _live_replicas(database_url: str) -> int:
 async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
     tmp_path: Path, postgres_url: str, kafka_bootstrap: str
 ) -> None:
-    """120 events over three partitions, three replicas: each event arrives once, and the
+    """120 events over six partitions, three replicas: each event arrives once, and the
     endpoint never sees more than its 20/s in any one-second window once the first second's
     burst (20 in all: each replica's bucket holds a third) has gone."""
     topic = f"replicas-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
     finally:
         await admin.close()
     base = service_env(postgres_url, kafka_bootstrap, WEBHOOKS_KAFKA_TOPICS=topic)
@@ -152,3 +160,148 @@ async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
     logs = "".join((tmp_path / f"replica-{n}.log").read_text() for n in range(REPLICAS))
     assert "Traceback" not in logs
     assert '"replicas": 3' in logs or '"replicas":3' in logs
+
+
+@dataclass
+class Timed:
+    """A receiver behaviour that holds each request `hold` seconds and records when each
+    attempt (webhook-id) started and ended, to find overlapping attempts."""
+
+    hold: float
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
+
+    async def __call__(self, n: int, request: web.Request) -> web.StreamResponse:
+        start = time.monotonic()
+        await asyncio.sleep(self.hold)
+        self.spans.append((request.headers.get("webhook-id", ""), start, time.monotonic()))
+        return web.Response(status=200, text="ok")
+
+
+def overlaps(spans: list[tuple[str, float, float]]) -> int:
+    """Attempts of one webhook-id that ran at the same time as an earlier one."""
+    found = 0
+    by_id: dict[str, list[tuple[float, float]]] = {}
+    for webhook_id, start, end in spans:
+        by_id.setdefault(webhook_id, []).append((start, end))
+    for runs in by_id.values():
+        runs.sort()
+        found += sum(1 for (_, end), (start, _) in itertools.pairwise(runs) if start < end)
+    return found
+
+
+async def _leased_by(database_url: str, owner: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id FROM deliveries WHERE status = 'pending' AND lease_owner = $1", owner
+        )
+        return {row[0] for row in rows}
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(300)
+async def test_a_replica_killed_mid_burst_loses_nothing_and_attempts_never_overlap(
+    tmp_path: Path, postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """Three replicas, a short lease (4 s), two endpoints (one slow, one at rateLimit 20).
+    Mid-burst replica-1 is SIGKILLed; more events follow. Every (event, endpoint) pair
+    arrives; no duplicate before the kill; the rows replica-1 held are delivered by the
+    others; no two attempts of one delivery overlap; the limited endpoint stays at its rate."""
+    topic = f"replicas-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+    base = service_env(
+        postgres_url,
+        kafka_bootstrap,
+        WEBHOOKS_KAFKA_TOPICS=topic,
+        WEBHOOKS_LEASE="4s",
+        WEBHOOKS_DELIVERY_TIMEOUT="3s",
+    )
+    plain_secret, limited_secret = new_endpoint_secret(), new_endpoint_secret()
+    timed = Timed(hold=0.05)
+    async with Receiver(plain_secret, timed) as plain, Receiver(limited_secret) as limited:
+        box = SecretBox.from_setting(base["WEBHOOKS_ENCRYPTION_KEY"])
+        async with open_store(postgres_url, secret_box=box) as store:
+            await store.migrate()
+            await store.put_organization(Organization(id=ORG))
+            now = datetime.now(UTC)
+            await store.create_endpoint(
+                Endpoint(id="ep_plain", organization_id=ORG, url=plain.url), plain_secret, now=now
+            )
+            await store.create_endpoint(
+                Endpoint(id="ep_limited", organization_id=ORG, url=limited.url, rate_limit=RATE),
+                limited_secret,
+                now=now,
+            )
+        ports = [free_port() for _ in range(REPLICAS)]
+        with ExitStack() as processes:
+            started = [
+                processes.enter_context(
+                    replica(
+                        {
+                            **base,
+                            "WEBHOOKS_HTTP_PORT": str(port),
+                            "WEBHOOKS_INSTANCE_ID": f"replica-{n}",
+                        },
+                        tmp_path / f"replica-{n}.log",
+                    )
+                )
+                for n, port in enumerate(ports)
+            ]
+            for port, process in zip(ports, started, strict=True):
+                await wait_healthy(f"http://127.0.0.1:{port}", process)
+            await asyncio.sleep(6.0)  # every replica has counted the three
+
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+            await producer.start()
+            published: list[str] = []
+
+            async def publish(count: int) -> None:
+                for _ in range(count):
+                    event_id, body = envelope(ORG)
+                    published.append(event_id)
+                    await producer.send(topic, body, key=f"k{len(published)}".encode())
+                await producer.flush()
+
+            try:
+                await publish(150)
+                assert await limited.wait_until(lambda r: len(r.delivered()) >= 40, 60)
+                started[1].kill()  # SIGKILL: no shutdown, its leases stay behind
+                killed_at = time.monotonic()
+                held = await _leased_by(postgres_url, "replica-1")
+                await publish(60)  # its partitions must go to the others
+            finally:
+                await producer.stop()
+            everything = set(published)
+            arrived = await plain.wait_until(lambda r: r.delivered() >= everything, 100)
+            arrived = arrived and await limited.wait_until(
+                lambda r: r.delivered() >= everything, 100
+            )
+            assert arrived, (len(plain.delivered()), len(limited.delivered()), len(everything))
+
+    assert plain.delivered() == everything
+    assert limited.delivered() == everything
+    assert all(r.verified for r in plain.received + limited.received)
+    for hook in (plain, limited):  # no duplicate in steady state (webhook-id per endpoint)
+        before_kill = [r.webhook_id for r in hook.received if r.at < killed_at]
+        assert len(before_kill) == len(set(before_kill))
+    assert held, "replica-1 held no lease when it was killed: the kill came too late"
+    async with open_store(postgres_url, secret_box=box) as store:
+        for delivery_id in held:
+            record = await store.get_delivery(delivery_id)
+            assert record is not None
+            assert record.status is DeliveryStatus.SUCCEEDED  # taken over by another replica
+    assert overlaps(timed.spans) == 0
+    times = [r.at for r in limited.received]
+    assert busiest_window(times, after=min(times) + 1.0) <= RATE + REPLICAS
+    duplicates = len(plain.received + limited.received) - 2 * len(everything)
+    print(
+        f"pairs={2 * len(everything)} held_at_kill={len(held)} duplicates_after_kill={duplicates}"
+    )
