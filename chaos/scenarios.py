@@ -143,7 +143,7 @@ async def run_scenario(scenario: Scenario, ctx: Context, *, budget: float | None
 
 def registry() -> list[Scenario]:
     """Every scenario, in the order `python -m chaos` runs them."""
-    from chaos import crashes, outages, zoo
+    from chaos import crashes, outages, replicas, zoo
 
     return [
         Scenario(
@@ -177,6 +177,13 @@ def registry() -> list[Scenario]:
             "PostgreSQL restarted mid-run under a PostgreSQL store",
             outages.pg_restart,
             lambda p: 90 + p.pg_restarts * 40 + p.converge,
+        ),
+        Scenario(
+            "replicas",
+            "three replicas on PostgreSQL, killed and restarted in turn, PostgreSQL restarted",
+            replicas.replicas,
+            lambda p: 120 + (p.pg_restarts + 1) * 40 + 2 * p.converge,
+            reduced=False,  # three processes and a PostgreSQL restart: full runs only
         ),
         Scenario(
             "broker-outage",
