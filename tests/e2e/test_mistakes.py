@@ -106,6 +106,21 @@ def test_publish_with_kafka_unreachable_fails_in_one_line(tmp_path: Path) -> Non
     assert_one_clear_line(done, "webhooks publish:", f"127.0.0.1:{port}")
 
 
+@pytest.mark.kafka
+def test_dev_on_a_busy_port_names_the_port_and_the_setting(tmp_path: Path) -> None:
+    """`webhooks dev` (the embedded stack) with WEBHOOKS_HTTP_PORT taken: one line, exit 2."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = webhooks("dev", env={"WEBHOOKS_HTTP_PORT": str(port)}, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("webhooks:")]
+    assert f"127.0.0.1:{port}" in line
+    assert "WEBHOOKS_HTTP_PORT" in line
+
+
 def test_serve_on_a_busy_port_names_the_port_and_the_setting(tmp_path: Path) -> None:
     """Another process holds WEBHOOKS_HTTP_PORT: one line naming both, exit 2."""
     with socket.socket() as holder:
