@@ -12,6 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 from devtools.broker import free_port
 from devtools.receivers import Receiver, slow
@@ -41,6 +42,17 @@ async def set_connections(database: str, *, allowed: bool) -> None:
             )
     finally:
         await admin.close()
+
+
+def _consumed(registry: CollectorRegistry) -> float:
+    """`webhooks_events_consumed_total`, over every topic."""
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        if metric.name == "webhooks_events_consumed"
+        for sample in metric.samples
+        if sample.name == "webhooks_events_consumed_total"
+    )
 
 
 async def _lag_becomes(stack: Stack, wanted: Callable[[float], bool]) -> bool:
@@ -75,7 +87,15 @@ async def test_a_store_outage_pauses_ingest_without_dead_letters_and_loses_nothi
                     await stack.publish(body, key=org)
                 # the consumer is retrying the batch: nothing arrives while the store is down
                 assert not await receiver.wait_until(lambda r: len(r.received) > 0, 3.0)
-                # ...and the lag gauge says so while it waits (the stall starts at lag 0)
+                # ...and the lag gauge says so while it waits (the stall starts at lag 0): both
+                # halves of WebhooksConsumerStalled hold — lag > 0 and nothing consumed — so
+                # the alert fires once they have held for its 10 minutes.
+                assert await _lag_becomes(stack, lambda lag: lag == 10)
+                registry = stack.running.metrics.registry
+                consumed = _consumed(registry)
+                assert consumed > 0  # the stuck batch was fetched, then nothing more
+                await asyncio.sleep(2.0)
+                assert _consumed(registry) == consumed
                 assert await _lag_becomes(stack, lambda lag: lag == 10)
                 # the API says "unavailable, come back later", not "internal error"
                 key = "lwk_" + "A" * 43
