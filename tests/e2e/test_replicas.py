@@ -157,6 +157,9 @@ async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
     assert busiest_window(times) <= 2 * RATE  # the burst: a third of 20 per replica, + 20/s
     # Steady state: 20/s shared, plus one token of bucket granularity per replica.
     assert busiest_window(times, after=first + 1.0) <= RATE + REPLICAS
+    print(
+        f"busiest_second={busiest_window(times, after=first + 1.0)} first={busiest_window(times)}"
+    )
     logs = "".join((tmp_path / f"replica-{n}.log").read_text() for n in range(REPLICAS))
     assert "Traceback" not in logs
     assert '"replicas": 3' in logs or '"replicas":3' in logs
@@ -303,5 +306,7 @@ async def test_a_replica_killed_mid_burst_loses_nothing_and_attempts_never_overl
     assert busiest_window(times, after=min(times) + 1.0) <= RATE + REPLICAS
     duplicates = len(plain.received + limited.received) - 2 * len(everything)
     print(
-        f"pairs={2 * len(everything)} held_at_kill={len(held)} duplicates_after_kill={duplicates}"
+        f"pairs={2 * len(everything)} overlaps=0 held_at_kill={len(held)} "
+        f"duplicates_after_kill={duplicates} "
+        f"busiest_second={busiest_window(times, after=min(times) + 1.0)}"
     )
