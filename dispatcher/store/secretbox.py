@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from typing import Self
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from dispatcher.errors import DecryptionError
 from dispatcher.setting_values import parse_encryption_keys
@@ -32,6 +39,15 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 _TAG_BYTES = 16
 _HEADER_BYTES = 1 + NONCE_BYTES
+
+
+def new_signing_key() -> tuple[str, str]:
+    """A fresh ed25519 key pair for `v1a` endpoints: (`whsk_` + base64 of the 32-byte seed,
+    kept sealed like a secret; `whpk_` + base64 of the 32-byte public key, public)."""
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return "whsk_" + base64.b64encode(seed).decode(), "whpk_" + base64.b64encode(public).decode()
 
 
 def new_endpoint_secret() -> str:

@@ -29,7 +29,6 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import ThreadedResolver
-from layers_webhooks import Webhook
 from yarl import URL
 
 from dispatcher.core.destinations import DestinationPolicy
@@ -39,6 +38,7 @@ from dispatcher.engine.delivery.guard import (
     GuardedResolver,
     guarded_socket_factory,
 )
+from dispatcher.engine.delivery.signing import Signer
 from dispatcher.errors import DestinationError
 
 # How long vetted DNS answers are reused. Every answer in the cache passed the guard.
@@ -178,8 +178,8 @@ class DeliveryClient:
         return excerpt
 
 
-def _make_signer(secrets: tuple[str, ...]) -> Webhook:
-    return Webhook(secrets)
+def _make_signer(secrets: tuple[str, ...]) -> Signer:
+    return Signer(secrets)
 
 
 def classify_error(exc: BaseException, *, timeout: float) -> tuple[FailureKind, str]:
