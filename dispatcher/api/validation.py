@@ -20,7 +20,7 @@ from multidict import MultiMapping
 
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.destinations import DestinationPolicy
-from dispatcher.core.models import Endpoint, EndpointScope
+from dispatcher.core.models import Endpoint, EndpointScope, SignatureScheme
 from dispatcher.errors import ApiError, DestinationError
 
 E = TypeVar("E", bound=StrEnum)
@@ -272,8 +272,13 @@ class EndpointChanges:
 def endpoint_changes(
     body: Body, *, catalog: Catalog, policy: DestinationPolicy, creating: bool
 ) -> EndpointChanges:
-    """Validate `{url, events, scope, description, metadata, rateLimit}`."""
+    """Validate `{url, events, scope, description, metadata, rateLimit}` (and, creating,
+    `signatureScheme`: it is chosen once; a later change is a new endpoint)."""
     fields: dict[str, Any] = {}
+    if creating and body.has("signatureScheme"):
+        fields["signature_scheme"] = body.choice(
+            "signatureScheme", SignatureScheme, default=SignatureScheme.V1
+        )
     if creating or body.has("url"):
         url = body.string("url", required=True, max_length=4096)
         try:

@@ -38,6 +38,8 @@ def endpoint(e: Endpoint) -> JSON:
         "metadata": dict(e.metadata),
         "rateLimit": e.rate_limit,
         "createdByKeyId": e.created_by_key_id,
+        "signatureScheme": e.signature_scheme.value,
+        "publicKey": e.public_key,  # whpk_… for v1a (public), null for v1
         "createdAt": rfc3339(e.created_at),
         "updatedAt": rfc3339(e.updated_at),
     }

@@ -69,6 +69,13 @@ class DisabledReason(StrEnum):
     FAILING = "failing"  # no success for WEBHOOKS_DISABLE_AFTER while deliveries kept failing
 
 
+class SignatureScheme(StrEnum):
+    """Standard Webhooks' schemes: `v1` HMAC-SHA256 (symmetric), `v1a` ed25519."""
+
+    V1 = "v1"
+    V1A = "v1a"
+
+
 class SuppressedReason(StrEnum):
     ORG_SUSPENDED = "org_suspended"
     ORG_ARCHIVED = "org_archived"
@@ -115,6 +122,8 @@ class Endpoint:
     created_by_key_id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    signature_scheme: SignatureScheme = field(default_factory=lambda: SignatureScheme.V1)
+    public_key: str | None = None  # `whpk_…` for v1a (public); None for v1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,6 +54,8 @@ from dispatcher.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+UNDECODABLE_CONFIRMATIONS = 2  # failures at one offset before the walk steps past it
+
 CONNECT_BACKOFF_MAX = 30.0  # seconds between tries to reach the cluster, at most
 
 
@@ -310,8 +312,9 @@ class EventConsumer:
         """The first offset at or after `offset` whose batch decodes (or the log's end).
 
         Seeking inside a batch fetches the whole batch again, so the walk goes one offset at
-        a time: exact, and bounded by the batch's record count.
+        a time: exact, and bounded by twice the batch's record count.
         """
+        failures = 0
         while not self._stopping.is_set():
             self._consumer.seek(tp, offset)
             try:
@@ -319,8 +322,13 @@ class EventConsumer:
             except Exception as exc:
                 if not is_undecodable(exc):
                     raise
-                offset += 1
+                # A fetch issued before the seek may still answer with the bad batch: only
+                # a second failure at the same offset counts (else good records are skipped).
+                failures += 1
+                if failures >= UNDECODABLE_CONFIRMATIONS:
+                    offset, failures = offset + 1, 0
                 continue
+            failures = 0
             if batch:
                 return int(batch[tp][0].offset)
             position = await self._consumer.position(tp)

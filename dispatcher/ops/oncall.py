@@ -96,6 +96,8 @@ def _endpoint_body(args: argparse.Namespace) -> dict[str, Any]:
         body["description"] = args.description
     if (metadata := _metadata(args.metadata)) is not None:
         body["metadata"] = metadata
+    if getattr(args, "scheme", None) is not None:
+        body["signatureScheme"] = args.scheme
     if args.rate_limit is not None:
         body["rateLimit"] = args.rate_limit
     elif getattr(args, "no_rate_limit", False):
@@ -129,8 +131,11 @@ async def endpoints_get(api: ApiClient, args: argparse.Namespace) -> None:
 
 async def endpoints_create(api: ApiClient, args: argparse.Namespace) -> None:
     endpoint = await api.post("/v1/webhooks", _endpoint_body(args))
-    human = details(endpoint) + "\n\nsigning secret (shown once, store it now):\n"
-    emit(args, endpoint, human + endpoint["secret"])
+    if "secret" in endpoint:
+        human = details(endpoint) + "\n\nsigning secret (shown once, store it now):\n"
+        emit(args, endpoint, human + endpoint["secret"])
+    else:  # v1a: partners verify with the public key, shown on every read
+        emit(args, endpoint, details(endpoint) + "\n\npublic key (v1a):\n" + endpoint["publicKey"])
 
 
 async def endpoints_update(api: ApiClient, args: argparse.Namespace) -> None:
@@ -152,10 +157,12 @@ async def endpoints_rotate(api: ApiClient, args: argparse.Namespace) -> None:
     except ConfigurationError as exc:
         raise UsageError(f"--grace: {exc}") from None
     rotated = await api.post(f"/v1/webhooks/{args.id}/rotate-secret", {"graceSeconds": grace})
-    human = (
+    new = (
         f"new signing secret (shown once, store it now):\n{rotated['secret']}\n"
-        f"the previous secret keeps signing until {rotated['previousSecretExpiresAt']}"
+        if "secret" in rotated
+        else f"new public key (v1a):\n{rotated['publicKey']}\n"
     )
+    human = new + f"the previous key keeps signing until {rotated['previousSecretExpiresAt']}"
     emit(args, rotated, human)
 
 

@@ -24,6 +24,12 @@ def _endpoint_options(parser: argparse.ArgumentParser, *, creating: bool) -> Non
     parser.add_argument("--description")
     parser.add_argument("--metadata", action="append", metavar="KEY=VALUE")
     parser.add_argument("--rate-limit", type=float, help="requests per second")
+    if creating:
+        parser.add_argument(
+            "--scheme",
+            choices=["v1", "v1a"],
+            help="signature scheme: v1 HMAC secret (default) or v1a ed25519 (a public key)",
+        )
     if not creating:
         parser.add_argument("--all-events", action="store_true", help="clear the event filter")
         parser.add_argument("--no-rate-limit", action="store_true", help="remove the limit")

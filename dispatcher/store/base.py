@@ -111,11 +111,18 @@ class Store(Protocol):
         ...
 
     async def rotate_secret(
-        self, endpoint_id: str, secret: str, *, now: datetime, old_expires_at: datetime
+        self,
+        endpoint_id: str,
+        secret: str,
+        *,
+        now: datetime,
+        old_expires_at: datetime,
+        public_key: str | None = None,
     ) -> None:
-        """Add `secret` as the newest; every older secret stops signing at `old_expires_at`
-        (or earlier, if it already expired sooner). Raises LookupError for an unknown
-        endpoint."""
+        """Add `secret` (a `whsec_` secret or a `whsk_` private key) as the newest; every
+        older one stops signing at `old_expires_at` (or earlier, if it already expired
+        sooner); `public_key` (v1a) becomes the endpoint's. Raises NotFoundError for an
+        unknown endpoint."""
         ...
 
     async def signing_secrets(

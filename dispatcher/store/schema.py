@@ -24,6 +24,7 @@ from dispatcher.core.models import (
     FailureKind,
     Organization,
     OrgStatus,
+    SignatureScheme,
     WaitingReason,
 )
 from dispatcher.store.records import (
@@ -118,6 +119,8 @@ def endpoint_from_row(row: Row, when: When) -> Endpoint:
         status=EndpointStatus(row["status"]),
         disabled_reason=None if reason is None else DisabledReason(reason),
         rate_limit=row["rate_limit"],
+        signature_scheme=SignatureScheme(row["signature_scheme"]),
+        public_key=row["public_key"],
         description=row["description"],
         metadata=orjson.loads(row["metadata"]),
         created_by_key_id=row["created_by_key_id"],

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from devtools.receivers import Behaviour, Receiver
 from dispatcher.logs import JSONFormatter
-from tests.api.harness import Api, raw_database_bytes
+from tests.api.harness import PLACEHOLDER_URL, Api, raw_database_bytes
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]
 
@@ -161,6 +161,47 @@ async def test_rotation_signs_with_both_secrets_during_the_grace_period_then_dro
 
     assert [len(header.split()) for header in during + after] == [2, 1]
     assert all(r.verified for r in old_only.received + new_only.received)
+
+
+async def test_a_v1a_endpoint_signs_with_ed25519_and_shows_only_its_public_key(
+    api: Api,
+) -> None:
+    """`signatureScheme: v1a`: the response and every read carry `publicKey` (whpk_…) and no
+    secret; deliveries verify with the public key alone (`v1a`); a rotation returns the new
+    public key, no secret, and during its grace period each attempt carries two `v1a`
+    signatures, old and new, each verifying alone."""
+    key = await api.writer(await api.org("v1a"))
+    created = await api.call(
+        "POST", "/v1/webhooks", key, {"url": PLACEHOLDER_URL, "signatureScheme": "v1a"}
+    )
+    assert created.status == 201, created.body
+    public = created.body["publicKey"]
+    assert (created.body["signatureScheme"], public[:5]) == ("v1a", "whpk_")
+    assert "secret" not in created.body
+    path = f"/v1/webhooks/{created.body['id']}"
+    read = await api.call("GET", path, key)
+    assert (read.body["publicKey"], "secret" in read.body) == (public, False)
+    during: list[str] = []
+    async with Receiver(public, _capturing(during)) as old_key:
+        await api.call("PATCH", path, key, {"url": old_key.url})
+        await api.call("POST", f"{path}/test", key)
+        assert await old_key.wait_until(lambda r: len(r.delivered()) == 1, 30)
+        rotated = await api.call("POST", f"{path}/rotate-secret", key, {"graceSeconds": 60})
+        assert "secret" not in rotated.body
+        new_public = rotated.body["publicKey"]
+        assert new_public.startswith("whpk_")
+        assert new_public != public
+        api.stack.running.directory.invalidate(created.body["id"])
+        await api.call("POST", f"{path}/test", key)
+        assert await old_key.wait_until(lambda r: len(r.delivered()) == 2, 30)
+    assert all(r.verified for r in old_key.received)
+    assert [[s.split(",")[0] for s in h.split()] for h in during] == [["v1a"], ["v1a", "v1a"]]
+    async with Receiver(new_public) as new_key:  # the newest signature verifies with the new key
+        replayed = await api.call("PATCH", path, key, {"url": new_key.url})
+        assert replayed.status == 200
+        await api.call("POST", f"{path}/test", key)
+        assert await new_key.wait_until(lambda r: len(r.delivered()) == 1, 30)
+    assert all(r.verified for r in new_key.received)
 
 
 async def test_manual_disable_announces_itself_to_subscribed_endpoints(api: Api) -> None:

@@ -95,6 +95,25 @@ async def test_bad_key_requests_are_one_line_errors(webhooks: Any, argv: list[st
     one_line_error(run)
 
 
+async def test_a_v1a_endpoint_prints_its_public_key_never_a_secret(api: Api, webhooks: Any) -> None:
+    """`endpoints create --scheme v1a` prints the whpk_ public key; rotation prints the new
+    one; no secret appears in either."""
+    key = await api.writer(await api.org("v1a-cli"))
+    created = await webhooks(
+        "endpoints", "create", "--url", "https://hooks.example.com/in", "--scheme", "v1a", key=key
+    )
+    assert created.code == 0, created.err
+    assert "public key (v1a):\nwhpk_" in created.out
+    assert "whsec_" not in created.out
+    endpoint_id = next(
+        line.split()[1] for line in created.out.splitlines() if line.startswith("id ")
+    )
+    rotated = await webhooks("endpoints", "rotate-secret", endpoint_id, key=key)
+    assert rotated.code == 0, rotated.err
+    assert "new public key (v1a):\nwhpk_" in rotated.out
+    assert "whsec_" not in rotated.out
+
+
 async def test_an_endpoint_lifecycle_with_tables_and_json(api: Api, webhooks: Any) -> None:
     """create (secret printed once), list (a table), get/update/rotate/disable/enable/test
     (--json), delete; then get is a one-line NOT_FOUND with exit 1."""

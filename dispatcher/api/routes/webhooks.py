@@ -12,6 +12,7 @@ the one the firehose's authorisation rests on from then on.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -39,12 +40,13 @@ from dispatcher.core.models import (
     EndpointScope,
     EndpointStatus,
     Event,
+    SignatureScheme,
     rfc3339,
 )
 from dispatcher.core.routing import Target
 from dispatcher.core.scopes import Scope
 from dispatcher.errors import ApiError, NotFoundError, UnknownEventTypeError
-from dispatcher.store.secretbox import new_endpoint_secret
+from dispatcher.store.secretbox import new_endpoint_secret, new_signing_key
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -96,6 +98,13 @@ async def create_webhook(request: web.Request, principal: Principal) -> web.Resp
         created_by_key_id=principal.key.id,
     )
     endpoint = changes.apply(template)
+    if endpoint.signature_scheme is SignatureScheme.V1A:
+        # The private key is ours alone (sealed like a secret); the public key is the
+        # partner's, shown on every read.
+        private_key, public_key = new_signing_key()
+        endpoint = replace(endpoint, public_key=public_key)
+        await ctx.store.create_endpoint(endpoint, private_key, now=_now())
+        return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)), status=201)
     secret = new_endpoint_secret()
     await ctx.store.create_endpoint(endpoint, secret, now=_now())
     stored = await _refreshed(ctx, endpoint.id)
@@ -155,17 +164,23 @@ async def rotate_secret(request: web.Request, principal: Principal) -> web.Respo
     )
     body.finish()
     now = _now()
-    secret = new_endpoint_secret()
+    v1a = endpoint.signature_scheme is SignatureScheme.V1A
+    secret, public_key = new_signing_key() if v1a else (new_endpoint_secret(), None)
     try:
         await ctx.store.rotate_secret(
-            endpoint.id, secret, now=now, old_expires_at=now + timedelta(seconds=grace)
+            endpoint.id,
+            secret,
+            now=now,
+            old_expires_at=now + timedelta(seconds=grace),
+            public_key=public_key,
         )
     except NotFoundError:
         raise ApiError("NOT_FOUND", "no such webhook") from None
     stored = await _refreshed(ctx, endpoint.id)
     previous_until = rfc3339(now + timedelta(seconds=grace))
+    shown = {} if v1a else {"secret": secret}  # v1a: the new public key is in the view
     return json_response(
-        {**views.endpoint(stored), "secret": secret, "previousSecretExpiresAt": previous_until}
+        {**views.endpoint(stored), **shown, "previousSecretExpiresAt": previous_until}
     )
 
 

@@ -82,9 +82,9 @@ async def create_endpoint(conn: Conn, endpoint: Endpoint, sealed: bytes, *, now:
         """
         INSERT INTO endpoints (url, scope, event_types, rate_limit, description,
             metadata, updated_at, id, organization_id, status, disabled_reason,
-            disabled_at, created_by_key_id, created_at)
+            disabled_at, created_by_key_id, created_at, signature_scheme, public_key)
         VALUES ($1, $2, $3::jsonb, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13,
-            $7)
+            $7, $14, $15)
         """,
         *endpoint_config(endpoint, now),
         endpoint.id,
@@ -93,6 +93,8 @@ async def create_endpoint(conn: Conn, endpoint: Endpoint, sealed: bytes, *, now:
         endpoint.disabled_reason,
         disabled_at,
         endpoint.created_by_key_id,
+        endpoint.signature_scheme.value,
+        endpoint.public_key,
     )
     await conn.execute(INSERT_CIPHERTEXT, endpoint.id, sealed, now)
 
@@ -178,7 +180,13 @@ async def set_endpoint_status(
 
 
 async def rotate_secret(
-    conn: Conn, endpoint_id: str, sealed: bytes, *, now: datetime, old_expires_at: datetime
+    conn: Conn,
+    endpoint_id: str,
+    sealed: bytes,
+    *,
+    now: datetime,
+    old_expires_at: datetime,
+    public_key: str | None = None,
 ) -> None:
     """Run inside a transaction."""
     # Lock the endpoint so a concurrent rotation or delete waits for this one.
@@ -199,6 +207,10 @@ async def rotate_secret(
         old_expires_at,
     )
     await conn.execute(INSERT_CIPHERTEXT, endpoint_id, sealed, now)
+    if public_key is not None:
+        await conn.execute(
+            "UPDATE endpoints SET public_key = $2 WHERE id = $1", endpoint_id, public_key
+        )
 
 
 async def signing_secrets(

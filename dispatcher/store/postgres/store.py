@@ -144,7 +144,13 @@ class PostgresStore(PooledConnections):
         return await self._run(work)
 
     async def rotate_secret(
-        self, endpoint_id: str, secret: str, *, now: datetime, old_expires_at: datetime
+        self,
+        endpoint_id: str,
+        secret: str,
+        *,
+        now: datetime,
+        old_expires_at: datetime,
+        public_key: str | None = None,
     ) -> None:
         sealed = self._box.encrypt(secret, aad=schema.secret_aad(endpoint_id))
         work = partial(
@@ -153,6 +159,7 @@ class PostgresStore(PooledConnections):
             sealed=sealed,
             now=now,
             old_expires_at=old_expires_at,
+            public_key=public_key,
         )
         await self._run(work, transaction=True)
 

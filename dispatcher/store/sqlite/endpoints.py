@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from dispatcher.core.models import (
     ApiKeyRecord,
@@ -82,9 +82,9 @@ async def create_endpoint(
         conn.execute(
             """
             INSERT INTO endpoints (id, organization_id, status, disabled_reason,
-                disabled_at, created_by_key_id, created_at, url, scope, event_types,
-                rate_limit, description, metadata, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                disabled_at, created_by_key_id, created_at, signature_scheme, public_key,
+                url, scope, event_types, rate_limit, description, metadata, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 endpoint.id,
@@ -94,6 +94,8 @@ async def create_endpoint(
                 disabled_at,
                 endpoint.created_by_key_id,
                 at,
+                endpoint.signature_scheme.value,
+                endpoint.public_key,
                 *endpoint_config(endpoint, at),
             ),
         )
@@ -179,6 +181,7 @@ async def rotate_secret(
     *,
     now: datetime,
     old_expires_at: datetime,
+    public_key: str | None = None,
 ) -> None:
     sealed = box.encrypt(secret, aad=schema.secret_aad(endpoint_id))
     at, expires = us(now), us(old_expires_at)
@@ -199,6 +202,10 @@ async def rotate_secret(
             (endpoint_id, expires),
         )
         conn.execute(INSERT_CIPHERTEXT, (endpoint_id, sealed, at))
+        if public_key is not None:
+            conn.execute(
+                "UPDATE endpoints SET public_key = ? WHERE id = ?", (public_key, endpoint_id)
+            )
 
     await db._write(work)
 
@@ -296,3 +303,22 @@ async def reencrypt_secrets(db: Runner, box: SecretBox, *, limit: int) -> tuple[
         return len(updates), remaining
 
     return await db._write(work)
+
+
+class ApiKeyMethods:
+    """The API-key calls of `Store`, mixed into `SQLiteStore`."""
+
+    async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
+        await create_api_key(cast(Runner, self), key, key_hash)
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        return await api_key_by_hash(cast(Runner, self), key_hash)
+
+    async def get_api_keys(self, key_ids: Collection[str]) -> list[ApiKeyRecord]:
+        return await get_api_keys(cast(Runner, self), key_ids)
+
+    async def list_api_keys(self, *, organization_id: str | None = None) -> list[ApiKeyRecord]:
+        return await list_api_keys(cast(Runner, self), organization_id=organization_id)
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> bool:
+        return await revoke_api_key(cast(Runner, self), key_id, now=now)

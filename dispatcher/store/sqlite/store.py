@@ -1,11 +1,7 @@
-"""`SQLiteStore`, the embedded default backend for one node (`sqlite:///path`, docs/design.md §9):
-its lifecycle, the dedicated worker thread that owns the single connection and runs every
-sqlite3 call (so the event loop never blocks on SQLite; each method ships one function to that
-thread, which runs it as one transaction, so a batch of 500 deliveries costs one thread hop),
-the helpers that ship work to it, the migrations and the batched hot path (`ingest`,
-`claim_due`, `complete`, run by hotpath.py). The other methods delegate to the modules holding
-their bodies: scheduling.py (release, suppress, next due, purge), endpoints.py (organizations,
-endpoints, secrets, API keys), reads.py (the API's reads) and replays.py (replays and jobs).
+"""`SQLiteStore`, the embedded backend for one node (`sqlite:///path`, docs/design.md §9): its
+lifecycle, the worker thread that owns the one connection and runs every sqlite3 call (each
+method ships one function there, run as one transaction), the migrations and the hot path
+(hotpath.py). Other bodies: scheduling.py, endpoints.py, reads.py, replays.py.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from dispatcher.core.models import (
-    ApiKeyRecord,
     AttemptResult,
     Claim,
     DeliveryStatus,
@@ -56,7 +51,7 @@ from dispatcher.store.sqlite.transactions import Params, Work, migrate, transact
 T = TypeVar("T")
 
 
-class SQLiteStore(scheduling.Heartbeats):
+class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
     """The Store on one SQLite file, for a single node."""
 
     def __init__(
@@ -210,10 +205,22 @@ class SQLiteStore(scheduling.Heartbeats):
         return await endpoints.set_endpoint_status(self, endpoint_id, status, reason, now=now)
 
     async def rotate_secret(
-        self, endpoint_id: str, secret: str, *, now: datetime, old_expires_at: datetime
+        self,
+        endpoint_id: str,
+        secret: str,
+        *,
+        now: datetime,
+        old_expires_at: datetime,
+        public_key: str | None = None,
     ) -> None:
         await endpoints.rotate_secret(
-            self, self._box, endpoint_id, secret, now=now, old_expires_at=old_expires_at
+            self,
+            self._box,
+            endpoint_id,
+            secret,
+            now=now,
+            old_expires_at=old_expires_at,
+            public_key=public_key,
         )
 
     async def signing_secrets(
@@ -347,21 +354,6 @@ class SQLiteStore(scheduling.Heartbeats):
         )
 
     # -- API keys (endpoints.py) --------------------------------------------------------------
-
-    async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
-        await endpoints.create_api_key(self, key, key_hash)
-
-    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        return await endpoints.api_key_by_hash(self, key_hash)
-
-    async def get_api_keys(self, key_ids: Collection[str]) -> list[ApiKeyRecord]:
-        return await endpoints.get_api_keys(self, key_ids)
-
-    async def list_api_keys(self, *, organization_id: str | None = None) -> list[ApiKeyRecord]:
-        return await endpoints.list_api_keys(self, organization_id=organization_id)
-
-    async def revoke_api_key(self, key_id: str, *, now: datetime) -> bool:
-        return await endpoints.revoke_api_key(self, key_id, now=now)
 
     async def set_endpoint_creator(self, endpoint_id: str, key_id: str | None) -> bool:
         return await endpoints.set_endpoint_creator(self, endpoint_id, key_id)

@@ -36,6 +36,7 @@ from dispatcher.core.models import (
     NewDelivery,
     Organization,
     OrgStatus,
+    SignatureScheme,
     WaitingReason,
 )
 from dispatcher.errors import (
@@ -308,6 +309,7 @@ class StoreContract:
                 "0004_lease_epoch",
                 "0005_retention",
                 "0006_replicas",
+                "0007_signature_scheme",
             ]
             assert await store.migrate() == []
 
@@ -324,6 +326,7 @@ class StoreContract:
                 "0004_lease_epoch",
                 "0005_retention",
                 "0006_replicas",
+                "0007_signature_scheme",
             ],
         ]
 
@@ -1489,6 +1492,28 @@ class StoreContract:
         assert await store.heartbeat("r2", now=T0 + 21 * SECOND, ttl=15) == 2
         await store.leave("r2")
         assert await store.heartbeat("r1", now=T0 + 22 * SECOND, ttl=15) == 1
+
+    async def test_a_v1a_endpoint_keeps_its_scheme_and_public_key_through_a_rotation(
+        self, store: Store
+    ) -> None:
+        """The scheme and the public key are stored with the endpoint; the sealed private key
+        signs; a rotation adds the new private key and makes the new public key current."""
+        v1a = replace(
+            endpoint("ep_1", ORG), signature_scheme=SignatureScheme.V1A, public_key="whpk_old"
+        )
+        await store.create_endpoint(v1a, "whsk_old", now=T0)
+        await store.rotate_secret(
+            "ep_1", "whsk_new", now=T0, old_expires_at=T0 + DAY, public_key="whpk_new"
+        )
+        stored = await store.get_endpoint("ep_1")
+        assert stored is not None
+        assert (stored.signature_scheme, stored.public_key) == (SignatureScheme.V1A, "whpk_new")
+        secrets = await store.signing_secrets(["ep_1"], now=T0)
+        assert secrets == {"ep_1": ("whsk_new", "whsk_old")}
+        await add_endpoints(store, "ep_2")
+        plain = await store.get_endpoint("ep_2")
+        assert plain is not None
+        assert (plain.signature_scheme, plain.public_key) == (SignatureScheme.V1, None)
 
     async def test_reencrypting_lets_the_old_encryption_key_be_dropped(
         self, store: Store, store_factory: StoreFactory, box: SecretBox
