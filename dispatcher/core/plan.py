@@ -29,7 +29,11 @@ from dispatcher.core.routing import RoutingTable, Target, route
 class Plan:
     batch: IngestBatch
     claims: dict[str, Claim]  # pending delivery id → the claim to start once stored
-    no_subscribers: int
+    unrouted: frozenset[str]  # ids of the events no endpoint subscribes to
+
+    @property
+    def no_subscribers(self) -> int:
+        return len(self.unrouted)
 
 
 def plan(
@@ -51,11 +55,11 @@ def plan(
         unique.setdefault(event.id, event)
     deliveries: list[NewDelivery] = []
     claims: dict[str, Claim] = {}
-    no_subscribers = 0
+    unrouted: set[str] = set()
     for event in unique.values():
         targets = router(event)
         if not targets:
-            no_subscribers += 1
+            unrouted.add(event.id)
         for target in targets:
             new = delivery_id()
             pending = target.status is DeliveryStatus.PENDING
@@ -85,4 +89,4 @@ def plan(
     batch = IngestBatch(
         events=list(unique.values()), deliveries=deliveries, dead_letters=list(dead_letters)
     )
-    return Plan(batch=batch, claims=claims, no_subscribers=no_subscribers)
+    return Plan(batch=batch, claims=claims, unrouted=frozenset(unrouted))

@@ -70,9 +70,11 @@ class Intake:
         metrics = self._metrics
         metrics.events_duplicate.inc(result.duplicate_events)
         metrics.deliveries_duplicate.inc(result.duplicate_deliveries)
-        metrics.events_no_subscribers.inc(planned.no_subscribers)
+        # Only what this ingest stored: a re-consumed batch (a rebalance) counts nothing again.
+        metrics.events_no_subscribers.inc(len(planned.unrouted & result.new_events))
         for delivery in planned.batch.deliveries:
             if delivery.id in result.created:
                 metrics.deliveries_created.labels(delivery.status.value).inc()
         for dead in planned.batch.dead_letters:
-            metrics.dead_letters.labels(dead.reason).inc()
+            if dead.id in result.new_dead_letters:
+                metrics.dead_letters.labels(dead.reason).inc()

@@ -23,6 +23,10 @@ class IngestResult:
     created: frozenset[str] = field(default_factory=frozenset)
     duplicate_events: int = 0
     duplicate_deliveries: int = 0
+    # Ids of the events and dead letters inserted now (a re-consumed record is neither):
+    # what the metrics count, so re-consumption after a rebalance inflates nothing.
+    new_events: frozenset[str] = field(default_factory=frozenset)
+    new_dead_letters: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -81,9 +81,10 @@ async def ingest(
             [event_id for event_id, _ in changes],
             [delta for _, delta in changes],
         )
+    new_dead_letters: set[str] = set()
     if batch.dead_letters:
         letters = batch.dead_letters
-        await conn.execute(
+        inserted = await conn.fetch(
             _INSERT_DEAD_LETTERS,
             [dl.id for dl in letters],
             [dl.topic for dl in letters],
@@ -95,10 +96,13 @@ async def ingest(
             [dl.detail for dl in letters],
             [dl.received_at for dl in letters],
         )
+        new_dead_letters = {row[0] for row in inserted}
     return IngestResult(
         created=frozenset(created),
         duplicate_events=len(batch.events) - len(inserted_events),
         duplicate_deliveries=len(deliveries) - len(created),
+        new_events=frozenset(inserted_events),
+        new_dead_letters=frozenset(new_dead_letters),
     )
 
 
@@ -257,6 +261,7 @@ _INSERT_DEAD_LETTERS = """
     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bytea[],
                          $6::bytea[], $7::text[], $8::text[], $9::timestamptz[])
     ON CONFLICT DO NOTHING
+    RETURNING id
 """
 
 _LOCK_STORED_EVENTS = """

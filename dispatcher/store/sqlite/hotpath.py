@@ -49,11 +49,17 @@ def ingest(conn: sqlite3.Connection, *, batch: IngestBatch, now: int) -> IngestR
         "UPDATE events SET delivery_count = delivery_count + ? WHERE id = ?",
         [(delta, event_id) for event_id, delta in changes],
     )
-    conn.executemany(_INSERT_DEAD_LETTER, [_dead_letter_row(dl) for dl in batch.dead_letters])
+    new_dead_letters = {
+        dl.id
+        for dl in batch.dead_letters
+        if conn.execute(_INSERT_DEAD_LETTER, _dead_letter_row(dl)).fetchone()
+    }
     return IngestResult(
         created=frozenset(created),
         duplicate_events=len(batch.events) - len(inserted_events),
         duplicate_deliveries=len(deliveries) - len(created),
+        new_events=frozenset(inserted_events),
+        new_dead_letters=frozenset(new_dead_letters),
     )
 
 
@@ -238,7 +244,7 @@ _INSERT_DEAD_LETTER = """
     INSERT INTO dead_letters (id, topic, "partition", "offset", key, value, reason, detail,
         received_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT DO NOTHING
+    ON CONFLICT DO NOTHING RETURNING id
 """
 
 # A success advances last_success_at and resets failing_since to the batch's first failure

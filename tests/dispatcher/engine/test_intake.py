@@ -401,6 +401,21 @@ async def test_dead_letters_are_stored_and_counted_by_reason(
     assert submitted.batches == []
 
 
+async def test_a_re_consumed_batch_counts_nothing_again(
+    store: Store, metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """After a rebalance the same records come again (new dead-letter ids, same offsets):
+    the store dedupes them, and the dead-letter and no-subscriber counters stay put."""
+    directory = await directory_over(store)
+    ingest = intake(store, directory, metrics, Submitted()).ingest
+    await ingest([event("evt_1")], [dead_letter("dl_1", 10, "malformed_json")])
+    await ingest([event("evt_1")], [dead_letter("dl_again", 10, "malformed_json")])
+
+    assert sample(registry, DEAD_LETTERS, {"reason": "malformed_json"}) == 1
+    assert sample(registry, NO_SUBSCRIBERS) == 1
+    assert [d.id for d in await store.list_dead_letters()] == ["dl_1"]
+
+
 async def test_a_store_outage_in_ingest_raises_and_starts_and_counts_nothing(
     store: Store, metrics: Metrics, registry: CollectorRegistry
 ) -> None:

@@ -559,7 +559,8 @@ class StoreContract:
         )
 
         assert await store.ingest(batch) == IngestResult(
-            created=frozenset({"dlv_1", "dlv_2", "dlv_3"})
+            created=frozenset({"dlv_1", "dlv_2", "dlv_3"}),
+            new_events=frozenset({"evt_1", "evt_2"}),
         )
 
         stored = await store.get_event("evt_1")
@@ -643,7 +644,10 @@ class StoreContract:
         )
 
         assert outcome == IngestResult(
-            created=frozenset({"dlv_1"}), duplicate_events=1, duplicate_deliveries=1
+            created=frozenset({"dlv_1"}),
+            duplicate_events=1,
+            duplicate_deliveries=1,
+            new_events=frozenset({"evt_1"}),
         )
         stored = await store.get_event("evt_1")
         assert stored is not None
@@ -661,14 +665,19 @@ class StoreContract:
             )
         )
 
-        assert outcome == IngestResult(created=frozenset({"dlv_1"}))
+        assert outcome == IngestResult(
+            created=frozenset({"dlv_1"}), new_events=frozenset({"evt_1"})
+        )
         stored = await store.get_event("evt_1")
         assert stored is not None
         assert stored.delivery_count == 1
 
     async def test_an_event_without_subscribers_is_recorded(self, store: Store) -> None:
         """An event routed nowhere is stored with delivery_count 0 ("no subscribers")."""
-        assert await store.ingest(IngestBatch(events=[event("evt_1")])) == IngestResult()
+        recorded = await store.ingest(IngestBatch(events=[event("evt_1")]))
+        assert recorded == IngestResult(new_events=frozenset({"evt_1"}))
+        again = await store.ingest(IngestBatch(events=[event("evt_1")]))
+        assert again == IngestResult(duplicate_events=1)  # re-consumed: nothing new
         stored = await store.get_event("evt_1")
         assert stored is not None
         assert stored.delivery_count == 0
@@ -728,8 +737,12 @@ class StoreContract:
 
     async def test_dead_letters_are_stored_once_per_record(self, store: Store) -> None:
         """Dead letters keep their bytes; the same topic/partition/offset is stored once."""
-        await store.ingest(IngestBatch(dead_letters=[dead_letter("dl_1", offset=7)]))
-        await store.ingest(IngestBatch(dead_letters=[dead_letter("dl_2", offset=7)]))
+        first = await store.ingest(IngestBatch(dead_letters=[dead_letter("dl_1", offset=7)]))
+        again = await store.ingest(IngestBatch(dead_letters=[dead_letter("dl_2", offset=7)]))
+        assert (first.new_dead_letters, again.new_dead_letters) == (
+            frozenset({"dl_1"}),
+            frozenset(),
+        )
 
         stored = await store.get_dead_letter("dl_1")
         assert stored is not None
