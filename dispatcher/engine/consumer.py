@@ -312,7 +312,9 @@ class EventConsumer:
         """The first offset at or after `offset` whose batch decodes (or the log's end).
 
         Seeking inside a batch fetches the whole batch again, so the walk goes one offset at
-        a time: exact, and bounded by twice the batch's record count.
+        a time, bounded by twice the batch's record count. A broker that answers a fetch just
+        past the bad batch with that batch first (Tansu can) makes the records sharing that
+        response undecodable too: they are walked past with it, inside the dead letter.
         """
         failures = 0
         while not self._stopping.is_set():
