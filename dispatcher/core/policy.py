@@ -27,6 +27,7 @@ has been sent) when paced by the rate, else `endpoint_busy`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from dispatcher.core.breaker import BreakerState, Verdict
@@ -48,6 +49,7 @@ class Caps:
     busy_lane_backlog: int
 
 
+@functools.lru_cache(maxsize=16)  # called at every dispatch; the answers are few
 def shared(caps: Caps, replicas: int) -> Caps:
     """This replica's share of the caps that must hold across `replicas` replicas: the
     per-endpoint in-flight cap divided (at least 1 each); the global cap is per process."""

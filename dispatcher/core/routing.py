@@ -56,6 +56,8 @@ class RoutingTable:
     owned: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
     # org id → the org's authorised `all_children` endpoints (what its children feed)
     firehoses: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
+    # their ids, for the check at every attempt
+    firehose_ids: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -80,6 +82,7 @@ class RoutingTable:
             organizations={org.id: org for org in organizations},
             owned={k: tuple(v) for k, v in owned.items()},
             firehoses={k: tuple(v) for k, v in firehoses.items()},
+            firehose_ids=frozenset(e.id for fire in firehoses.values() for e in fire),
         )
 
     def organization(self, org_id: str) -> Organization:
@@ -142,7 +145,7 @@ def attempt_suppression(
     reason = _suppression(table, event_org, endpoint)
     if reason is not None or endpoint.organization_id == organization_id:
         return reason
-    authorised = endpoint in table.firehoses.get(endpoint.organization_id, ())
+    authorised = endpoint.id in table.firehose_ids
     # An organization this snapshot does not know yet (created moments ago on another
     # replica) is not held against the delivery: only a known other parent is.
     known = organization_id in table.organizations

@@ -67,6 +67,39 @@ def replica(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]
                 process.wait(timeout=30)
 
 
+async def new_topic(bootstrap: str) -> str:
+    """A fresh topic of PARTITIONS partitions."""
+    topic = f"replicas-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+    return topic
+
+
+async def start_replicas(
+    processes: ExitStack, base: dict[str, str], log_dir: Path
+) -> list[subprocess.Popen[bytes]]:
+    """REPLICAS `serve` processes (replica-0, replica-1, …), each healthy before returning."""
+    ports = [free_port() for _ in range(REPLICAS)]
+    started = [
+        processes.enter_context(
+            replica(
+                {**base, "WEBHOOKS_HTTP_PORT": str(port), "WEBHOOKS_INSTANCE_ID": f"replica-{n}"},
+                log_dir / f"replica-{n}.log",
+            )
+        )
+        for n, port in enumerate(ports)
+    ]
+    for port, process in zip(ports, started, strict=True):
+        await wait_healthy(f"http://127.0.0.1:{port}", process)
+    return started
+
+
 def busiest_window(times: list[float], *, width: float = 1.0, after: float = 0.0) -> int:
     """The most requests in any `width`-second window starting at or after `after`."""
     times = sorted(times)
@@ -95,15 +128,7 @@ async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
     """120 events over six partitions, three replicas: each event arrives once, and the
     endpoint never sees more than its 20/s in any one-second window once the first second's
     burst (20 in all: each replica's bucket holds a third) has gone."""
-    topic = f"replicas-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
+    topic = await new_topic(kafka_bootstrap)
     base = service_env(postgres_url, kafka_bootstrap, WEBHOOKS_KAFKA_TOPICS=topic)
     secret = new_endpoint_secret()
     async with Receiver(secret) as receiver:
@@ -115,23 +140,8 @@ async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
                 id="ep_limited", organization_id=ORG, url=receiver.url, rate_limit=RATE
             )
             await store.create_endpoint(endpoint, secret, now=datetime.now(UTC))
-        ports = [free_port() for _ in range(REPLICAS)]
         with ExitStack() as processes:
-            started = [
-                processes.enter_context(
-                    replica(
-                        {
-                            **base,
-                            "WEBHOOKS_HTTP_PORT": str(port),
-                            "WEBHOOKS_INSTANCE_ID": f"replica-{n}",
-                        },
-                        tmp_path / f"replica-{n}.log",
-                    )
-                )
-                for n, port in enumerate(ports)
-            ]
-            for port, process in zip(ports, started, strict=True):
-                await wait_healthy(f"http://127.0.0.1:{port}", process)
+            started = await start_replicas(processes, base, tmp_path)
             assert await _live_replicas(postgres_url) == REPLICAS
             await asyncio.sleep(6.0)  # one heartbeat each after the last joined: all count 3
 
@@ -229,15 +239,7 @@ async def test_a_replica_killed_mid_burst_loses_nothing_and_attempts_never_overl
     (event, endpoint) pair arrives; no duplicate before the kill; the rows it held are
     delivered by the others; no two attempts of one delivery overlap; the limited endpoint
     stays at its rate."""
-    topic = f"replicas-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
+    topic = await new_topic(kafka_bootstrap)
     base = service_env(
         postgres_url,
         kafka_bootstrap,
@@ -261,23 +263,8 @@ async def test_a_replica_killed_mid_burst_loses_nothing_and_attempts_never_overl
                 limited_secret,
                 now=now,
             )
-        ports = [free_port() for _ in range(REPLICAS)]
         with ExitStack() as processes:
-            started = [
-                processes.enter_context(
-                    replica(
-                        {
-                            **base,
-                            "WEBHOOKS_HTTP_PORT": str(port),
-                            "WEBHOOKS_INSTANCE_ID": f"replica-{n}",
-                        },
-                        tmp_path / f"replica-{n}.log",
-                    )
-                )
-                for n, port in enumerate(ports)
-            ]
-            for port, process in zip(ports, started, strict=True):
-                await wait_healthy(f"http://127.0.0.1:{port}", process)
+            started = await start_replicas(processes, base, tmp_path)
             await asyncio.sleep(6.0)  # every replica has counted the three
 
             producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
