@@ -42,7 +42,7 @@ from bench.micro import run_micro
 from bench.procstat import MachineLoad
 from bench.profile import summarise
 from bench.stack import Stack
-from bench.throughput import SETTINGS, layout_for, measure_service, run_throughput
+from bench.throughput import FANOUTS, SETTINGS, layout_for, measure_service, run_throughput
 
 SCENARIOS = ("throughput", "latency", "isolation", "backlog", "micro")
 RESULTS = Path(__file__).parent / "results"
@@ -93,6 +93,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stores", default="sqlite,postgres", help="stores to measure")
     parser.add_argument("--backlog-stores", default="sqlite", help="stores for the backlog")
     parser.add_argument("--profile", action="store_true", help="add py-spy profiled runs")
+    parser.add_argument(
+        "--fanouts", default="1,10,100", help="throughput fan-outs (comma list of 1, 10, 100)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/json go")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args(argv)
@@ -101,6 +104,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {SCENARIOS}")
     args.scenarios = only or list(SCENARIOS)
+    try:
+        args.fanouts = tuple(int(f) for f in args.fanouts.split(",") if f.strip())
+    except ValueError:
+        parser.error(f"--fanouts takes a comma list of integers, not {args.fanouts!r}")
+    if bad_fanouts := sorted(set(args.fanouts) - set(FANOUTS)):
+        parser.error(f"unknown fan-out(s) {bad_fanouts}; choose from {FANOUTS}")
     for name in ("stores", "backlog_stores"):
         stores = [s.strip() for s in getattr(args, name).split(",") if s.strip()]
         if bad := sorted(set(stores) - set(STORES)):
@@ -146,6 +155,7 @@ async def _scenarios(args: argparse.Namespace, plan: Plan, workdir: Path) -> dic
                     deliveries=plan.throughput_deliveries,
                     naive_deliveries=plan.naive_deliveries,
                     log=log,
+                    fanouts=args.fanouts,
                 )
             elif name == "latency":
                 result[name] = await run_latency(

@@ -30,22 +30,32 @@ def evaluate(result: Result) -> list[dict[str, Any]]:
         rows.append(
             {
                 "goal": goal,
-                "target": f"{'≥' if at_least else '≤'} {target:,.0f} {unit}",
+                "target": f"{'≥' if at_least else '≤'} {target:,.{_digits(target)}f} {unit}",
                 "measured": f"{measured:,.1f} {unit}",
                 "met": met,
                 "share_of_goal": round(gap, 3),
             }
         )
 
-    service = result.get("throughput", {}).get("service", {})
-    for store, target in (("sqlite", 20_000), ("postgres", 12_000)):
+    throughput = result.get("throughput", {})
+    service = throughput.get("service", {})
+    naive = _median(throughput.get("naive", {}).get("10", []), "deliveries_per_s")
+    floor = _median(throughput.get("floor", []), "client_cpu_us_per_request")
+    for store, times in (("sqlite", 4), ("postgres", 3)):
         samples = service.get(store, {}).get("10", [])
         add(
-            f"throughput, {store}, fan-out 10",
-            target,
-            _median(samples, "deliveries_per_s"),
-            "deliveries/s",
+            f"throughput, {store}, fan-out 10, × the naive baseline of the same run",
+            times,
+            _median(samples, "deliveries_per_s") / naive if naive else math.nan,
+            "×",
             at_least=True,
+        )
+        add(
+            f"CPU per delivery, {store}, fan-out 10, × the delivery client's CPU per request",
+            1.5,
+            _median(samples, "cpu_s_per_1k") * 1000 / floor if floor else math.nan,
+            "×",
+            at_least=False,
         )
     for store, by_rate in result.get("latency", {}).get("service", {}).items():
         if store.startswith("naive"):
@@ -71,6 +81,10 @@ def evaluate(result: Result) -> list[dict[str, Any]]:
             at_least=False,
         )
     return rows
+
+
+def _digits(value: float) -> int:
+    return 0 if float(value).is_integer() else 1
 
 
 def table(result: Result) -> list[str]:

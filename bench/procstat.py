@@ -21,12 +21,29 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds consumed so far by `pid` (its threads included)."""
+    """User + system CPU seconds consumed so far by `pid` (its threads included) and by its
+    child processes: the live ones read directly, the reaped ones through the kernel's
+    `cutime`/`cstime` (so `webhooks serve --workers N` is measured as a whole)."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         # The command name (field 2) may contain spaces: split after its closing paren.
         fields = stat.read().rpartition(")")[2].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _TICKS
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / _TICKS + sum(_children_cpu(pid))
+
+
+def _children_cpu(pid: int) -> list[float]:
+    found: list[float] = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            pids = [int(p) for p in children.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for child in pids:
+        try:
+            found.append(cpu_seconds(child))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # exited meanwhile: its parent's cutime has it
+    return found
 
 
 def memory_kib(pid: int) -> dict[str, int]:

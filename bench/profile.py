@@ -62,6 +62,7 @@ class Profiler:
                 str(self.rate),
                 "--nonblocking",
                 "--threads",
+                "--subprocesses",  # `serve --workers N`: the workers are child processes
                 "--nolineno",
                 "--output",
                 str(path),

@@ -59,23 +59,29 @@ def _throughput(t: Result) -> list[str]:
     capacity = t.get("capacity", {})
     cap_samples = capacity.get("samples", [])
     cap = median(cap_samples, "requests_per_s") if cap_samples else math.nan
+    floor = t.get("floor", [])
+    floor_us = median(floor, "client_cpu_us_per_request") if floor else math.nan
     lines = [
         "## Throughput (1 KB events, pre-published; end to end: acknowledged AND stored)",
         "",
-        f"{t['deliveries_per_run']:,} deliveries per run. CPU = service process (user+system) "
-        "over the measured window.",
+        f"{t['deliveries_per_run']:,} deliveries per run. CPU = the service's processes "
+        "(user+system, workers included) over the measured window; µs per delivery ÷ the "
+        "delivery client's µs per request (its floor, measured in the same run) is "
+        "`× floor CPU`.",
         "",
         "| what | store | fan-out | deliveries/s | CPU s per 1k deliveries | × naive "
-        "| × receiver capacity | peak RSS MB | machine busy (cores) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| × floor CPU | × receiver capacity | peak RSS MB | machine busy (cores) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for store, by_fanout in t["service"].items():
         for fanout, samples in by_fanout.items():
             naive = median(t["naive"].get(fanout, []), "deliveries_per_s")
             rate = median(samples, "deliveries_per_s")
+            cpu_us = median(samples, "cpu_s_per_1k") * 1000
             lines.append(
                 f"| dispatcher | {store} | {fanout} | {cell(samples, 'deliveries_per_s')} "
                 f"| {cell(samples, 'cpu_s_per_1k', 3)} | {_ratio(rate, naive)} "
+                f"| {_ratio(cpu_us, floor_us)} "
                 f"| {_ratio(rate, cap)} | {cell(samples, 'peak_rss_mb', 0)} "
                 f"| {cell(samples, 'machine_busy_cores', 2)} |"
             )
@@ -84,15 +90,21 @@ def _throughput(t: Result) -> list[str]:
         lines.append(
             f"| naive baseline (bench/naive.py: no store, no retries) | – | {fanout} "
             f"| {cell(samples, 'deliveries_per_s')} | {cell(samples, 'cpu_s_per_1k', 3)} "
-            f"| 1.00× | {_ratio(rate, cap)} | – | {cell(samples, 'machine_busy_cores', 2)} |"
+            f"| 1.00× | – | {_ratio(rate, cap)} | – | {cell(samples, 'machine_busy_cores', 2)} |"
+        )
+    if floor:
+        lines.append(
+            "| delivery client floor (bench/delivery.py: DeliveryClient alone, signed POSTs, "
+            f"c={floor[0]['concurrency']}) | – | – | {cell(floor, 'requests_per_s')} req/s "
+            f"| {_num(floor_us / 1000, 3)} | – | 1.00× | – | – | – |"
         )
     if cap_samples:
         lines.append(
             f"| receiver capacity ({capacity['command']}) | – | – "
-            f"| {cell(cap_samples, 'requests_per_s')} req/s | – | – | 1.00× | – | – |"
+            f"| {cell(cap_samples, 'requests_per_s')} req/s | – | – | – | 1.00× | – | – |"
         )
     else:
-        lines.append(f"| receiver capacity | – | – | {capacity.get('skipped', 'not run')} ||||||")
+        lines.append(f"| receiver capacity | – | – | {capacity.get('skipped', 'not run')} |||||||")
     for note in t.get("notes", []):
         lines.append(f"\n{note}")
     return [*lines, ""]

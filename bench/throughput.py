@@ -9,16 +9,21 @@ and neither the publisher nor the consumer-group join.
 Every event goes to `fan-out` endpoints of its organization; with fan-out 1 there are ten
 organizations of one endpoint each (so one endpoint's cap does not bound the run), with
 10 and 100 one organization. The naive baseline (`bench.naive`) drains the same shape of
-topic, and the receiver's raw capacity is measured with wrk (`bench.capacity`).
+topic, the receiver's raw capacity is measured with wrk (`bench.capacity`), and the
+delivery client's floor — `DeliveryClient` alone, signed POSTs to a bare receiver, its CPU
+per request (`bench.delivery`) — in the same run, so the goals' ratios compare figures taken
+under the same load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import delivery
 from bench.capacity import measure_capacity
 from bench.drain import Drain, wait_drained
 from bench.naive import measure_naive
@@ -86,8 +91,10 @@ async def run_throughput(
     deliveries: int,
     naive_deliveries: int,
     log: Log,
+    fanouts: tuple[int, ...] = FANOUTS,
 ) -> dict[str, Any]:
-    """Every store × fan-out, the naive baseline per fan-out, and the receiver capacity."""
+    """Every store × fan-out, the naive baseline per fan-out, the receiver capacity and the
+    delivery client's floor."""
     result: dict[str, Any] = {
         "deliveries_per_run": deliveries,
         "settings": {**SETTINGS},
@@ -96,7 +103,15 @@ async def run_throughput(
     }
     log("receiver capacity (wrk)")
     result["capacity"] = await measure_capacity(stack, runs=runs)
-    for fanout in FANOUTS:
+    result["floor"] = []
+    for run in range(runs):
+        floor = await asyncio.to_thread(delivery.run, requests=max(deliveries // 2, 5000))
+        result["floor"].append(floor)
+        log(
+            f"delivery client floor run {run + 1}: {floor['requests_per_s']:,}/s, "
+            f"{floor['client_cpu_us_per_request']} µs CPU per request"
+        )
+    for fanout in fanouts:
         layout = layout_for(fanout)
         events = _events(deliveries, layout)
         samples: list[dict[str, Any]] = []
