@@ -5,12 +5,14 @@ write and the statements they run, and the claims `claim_due`'s rows become.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.clock import new_id
+from dispatcher.core.ids import new_id
 from dispatcher.core.models import (
     FRESH_EPOCH,
     AttemptResult,
@@ -35,24 +37,24 @@ def ingest(conn: sqlite3.Connection, *, batch: IngestBatch, now: int) -> IngestR
     # New events are inserted already counting their deliveries; dedupe corrects it below.
     expected = Counter(d.event_id for d in deliveries)
     inserted_events = {
-        event.id
-        for event in batch.events
-        if conn.execute(_INSERT_EVENT, _event_row(event, now, expected[event.id])).fetchone()
+        row[0]
+        for row in values_statement(
+            conn, _INSERT_EVENTS, [_event_row(e, now, expected[e.id]) for e in batch.events]
+        )
     }
-    created = {
-        d.id: d.event_id
-        for d in deliveries
-        if conn.execute(_INSERT_DELIVERY, _delivery_row(d, now)).fetchone()
-    }
+    created: dict[str, str] = dict(
+        values_statement(conn, _INSERT_DELIVERIES, [_delivery_row(d, now) for d in deliveries])
+    )
     changes = schema.delivery_count_changes(expected, inserted_events, created.values())
     conn.executemany(
         "UPDATE events SET delivery_count = delivery_count + ? WHERE id = ?",
         [(delta, event_id) for event_id, delta in changes],
     )
     new_dead_letters = {
-        dl.id
-        for dl in batch.dead_letters
-        if conn.execute(_INSERT_DEAD_LETTER, _dead_letter_row(dl)).fetchone()
+        row[0]
+        for row in values_statement(
+            conn, _INSERT_DEAD_LETTERS, [_dead_letter_row(dl) for dl in batch.dead_letters]
+        )
     }
     return IngestResult(
         created=frozenset(created),
@@ -119,22 +121,11 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
 
 
 def complete(
-    conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int
+    conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int, entropy: bytes
 ) -> frozenset[str]:
-    """Apply the results whose lease the delivery still carries; return the stale ones' ids.
-    One writer holds the database, so reading the leases and then writing cannot race."""
-    leases = {
-        delivery_id: (owner, epoch)
-        for delivery_id, owner, epoch in conn.execute(
-            _CURRENT_LEASES, (json_list([r.delivery_id for r in results]),)
-        )
-    }
-    # A delivery deleted meanwhile (with its endpoint) just loses its attempt; one whose
-    # lease is not the result's any more (taken over, released, replayed) is stale.
-    kept = [r for r in results if leases.get(r.delivery_id) == (r.lease.owner, r.lease.epoch)]
-    stale = frozenset(r.delivery_id for r in results if r.delivery_id in leases) - {
-        r.delivery_id for r in kept
-    }
+    """Apply the results whose lease the delivery still carries (owner and epoch, checked by
+    the UPDATE itself); return the stale ones' ids. `entropy`: 10 bytes per result, for the
+    attempts' ids. One statement per table for the batch."""
     # Endpoints first, then deliveries: the order a cascading delete takes them in. The
     # clocks take every result: a stale attempt still happened.
     conn.executemany(
@@ -144,9 +135,62 @@ def complete(
             for c in schema.endpoint_clocks(results)
         ],
     )
-    conn.executemany(_UPDATE_DELIVERY, [_completed_row(r, now) for r in kept])
-    conn.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in kept])
+    applied = {
+        row[0]
+        for row in values_statement(conn, _COMPLETE, [_completed_row(r, now) for r in results])
+    }
+    kept = [r for r in results if r.delivery_id in applied]
+    # Not applied: the lease was taken over (stale: released, replayed, claimed by another
+    # process), or the delivery was deleted meanwhile (with its endpoint), which just loses
+    # its attempt.
+    missed = [r.delivery_id for r in results if r.delivery_id not in applied]
+    stale = (
+        frozenset(row[0] for row in conn.execute(_STILL_THERE, (json_list(missed),)))
+        if missed
+        else frozenset()
+    )
+    values_statement(
+        conn,
+        _INSERT_ATTEMPTS,
+        [_attempt_row(r, entropy[i * 10 : i * 10 + 10]) for i, r in enumerate(kept)],
+    )
     return stale
+
+
+# -- one statement per batch: multi-row VALUES ------------------------------------------------
+
+# Rows per statement: SQLite binds at most 32,766 parameters (since 3.32); a fixed chunk also
+# keeps the statement cache warm (only the last chunk of a batch has its own text).
+_CHUNK_PARAMETERS = 32_000
+_CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """A statement around one multi-row `VALUES` list: `head` + `(?, …), …` + `tail`."""
+
+    head: str
+    columns: int
+    tail: str
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - the instances are module constants
+    def sql(self, rows: int) -> str:
+        row = "(" + ", ".join("?" * self.columns) + ")"
+        return f"{self.head} VALUES {', '.join([row] * rows)} {self.tail}"
+
+
+def values_statement(
+    conn: sqlite3.Connection, statement: _Values, rows: Sequence[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Run `statement` over `rows` in as few statements as the parameter limit allows;
+    return what it returns (RETURNING), in order."""
+    returned: list[tuple[Any, ...]] = []
+    step = min(_CHUNK_ROWS, _CHUNK_PARAMETERS // statement.columns)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        params = [value for row in chunk for value in row]
+        returned += conn.execute(statement.sql(len(chunk)), params).fetchall()
+    return returned
 
 
 def _event_row(event: Event, now: int, delivery_count: int) -> tuple[Any, ...]:
@@ -194,6 +238,9 @@ def _dead_letter_row(dl: DeadLetter) -> tuple[Any, ...]:
 
 def _completed_row(r: AttemptResult, now: int) -> tuple[Any, ...]:
     return (
+        r.delivery_id,
+        r.lease.owner,
+        r.lease.epoch,
         r.status.value,
         r.attempt,
         maybe_us(r.next_attempt_at),
@@ -201,14 +248,13 @@ def _completed_row(r: AttemptResult, now: int) -> tuple[Any, ...]:
         us(r.started_at),
         r.outcome.status_code,
         now,
-        r.delivery_id,
     )
 
 
-def _attempt_row(r: AttemptResult) -> tuple[Any, ...]:
+def _attempt_row(r: AttemptResult, entropy: bytes) -> tuple[Any, ...]:
     started = us(r.started_at)
     return (
-        new_id("att", now_ms=started // 1000),
+        new_id("att", now_ms=started // 1000, entropy=entropy),
         r.delivery_id,
         r.attempt,
         started,
@@ -222,30 +268,48 @@ def _attempt_row(r: AttemptResult) -> tuple[Any, ...]:
 
 _LIVE_ENDPOINTS = "SELECT id FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
 
-_CURRENT_LEASES = """
-    SELECT id, lease_owner, lease_epoch FROM deliveries
-    WHERE id IN (SELECT value FROM json_each(?))
-"""
+_STILL_THERE = "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"
 
-_INSERT_EVENT = """
-    INSERT INTO events (id, type, organization_id, created, received_at, body, delivery_count)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT DO NOTHING RETURNING id
-"""
+_INSERT_EVENTS = _Values(
+    "INSERT INTO events (id, type, organization_id, created, received_at, body, delivery_count)",
+    7,
+    "ON CONFLICT DO NOTHING RETURNING id",
+)
 
-_INSERT_DELIVERY = """
-    INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
-        lease_owner, lease_expires_at, created_at, updated_at, lease_epoch)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT DO NOTHING RETURNING id
-"""
+_INSERT_DELIVERIES = _Values(
+    """INSERT INTO deliveries (id, event_id, endpoint_id, status, reason, next_attempt_at,
+        lease_owner, lease_expires_at, created_at, updated_at, lease_epoch)""",
+    11,
+    "ON CONFLICT DO NOTHING RETURNING id, event_id",
+)
 
-_INSERT_DEAD_LETTER = """
-    INSERT INTO dead_letters (id, topic, "partition", "offset", key, value, reason, detail,
-        received_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT DO NOTHING RETURNING id
-"""
+_INSERT_DEAD_LETTERS = _Values(
+    """INSERT INTO dead_letters (id, topic, "partition", "offset", key, value, reason, detail,
+        received_at)""",
+    9,
+    "ON CONFLICT DO NOTHING RETURNING id",
+)
+
+# The fence is in the WHERE: a row is updated only while it carries the result's lease.
+_COMPLETE = _Values(
+    """WITH u (id, owner, epoch, status, attempts, next_attempt_at, waiting_reason,
+        last_attempt_at, last_status_code, updated_at) AS (""",
+    10,
+    """)
+    UPDATE deliveries AS d SET status = u.status, reason = NULL, attempts = u.attempts,
+        next_attempt_at = u.next_attempt_at, waiting_reason = u.waiting_reason,
+        lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = u.last_attempt_at,
+        last_status_code = u.last_status_code, updated_at = u.updated_at
+    FROM u WHERE d.id = u.id AND d.lease_owner = u.owner AND d.lease_epoch = u.epoch
+    RETURNING id""",
+)
+
+_INSERT_ATTEMPTS = _Values(
+    """INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, status_code,
+        failure_kind, response_excerpt, detail)""",
+    9,
+    "",
+)
 
 # A success advances last_success_at and resets failing_since to the batch's first failure
 # after it (NULL when none); failures alone start failing_since if it is not running. A row
@@ -260,17 +324,4 @@ _UPDATE_ENDPOINT_CLOCK = """
         ELSE last_success_at IS NULL OR :ok >= last_success_at + 1000000
              OR failing_since IS NOT :fail
     END
-"""
-
-_UPDATE_DELIVERY = """
-    UPDATE deliveries SET status = ?, reason = NULL, attempts = ?, next_attempt_at = ?,
-        waiting_reason = ?, lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = ?,
-        last_status_code = ?, updated_at = ?
-    WHERE id = ?
-"""
-
-_INSERT_ATTEMPT = """
-    INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, status_code,
-        failure_kind, response_excerpt, detail)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """

@@ -252,7 +252,13 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
     async def complete(self, results: Sequence[AttemptResult]) -> frozenset[str]:
         if not results:
             return frozenset()
-        return await self._write(partial(hotpath.complete, results=results, now=_us(self._clock())))
+        work = partial(
+            hotpath.complete,
+            results=results,
+            now=_us(self._clock()),
+            entropy=os.urandom(10 * len(results)),  # the attempts' ids: one read per batch
+        )
+        return await self._write(work)
 
     # -- the scheduler's and the housekeeper's other calls (scheduling.py) ---------------
 

@@ -935,6 +935,34 @@ class StoreContract:
         assert (attempt.duration_ms, attempt.status_code, attempt.failure) == (12.5, 200, None)
         assert (attempt.response_excerpt, attempt.detail) == (b"ok", "")
 
+    async def test_a_batch_larger_than_one_statement_is_stored_and_completed_whole(
+        self, store: Store
+    ) -> None:
+        """Ingest and complete write a batch as set-based statements; one of 3,000 deliveries
+        (more than one statement's rows) is stored, claimed and completed to the last row,
+        and a stale result among them is the only one refused."""
+        endpoint_ids = [f"ep_{i}" for i in range(10)]
+        await add_endpoints(store, *endpoint_ids)
+        events = [event(f"evt_{i:04d}") for i in range(300)]
+        deliveries = [delivery(f"dlv_{e.id}_{ep}", e.id, ep) for e in events for ep in endpoint_ids]
+        stored = await store.ingest(IngestBatch(events=events, deliveries=deliveries))
+        assert len(stored.created) == 3000
+        assert stored.new_events == {e.id for e in events}
+        claims = await claim(store, limit=5000)
+        assert len(claims) == 3000
+        results = [result(c.delivery_id, c.endpoint_id, lease=c.lease) for c in claims]
+        stale = replace(results[7], lease=Lease(results[7].lease.owner, results[7].lease.epoch + 1))
+
+        assert await store.complete([*results[:7], stale, *results[8:]]) == {stale.delivery_id}
+
+        succeeded = [
+            await store.count_deliveries(ep, statuses=[DeliveryStatus.SUCCEEDED])
+            for ep in endpoint_ids
+        ]
+        assert sum(succeeded) == 2999
+        assert len(await store.list_attempts(results[-1].delivery_id)) == 1
+        assert await store.list_attempts(stale.delivery_id) == []
+
     async def test_a_retryable_failure_waits_for_its_next_attempt(self, store: Store) -> None:
         """A failed attempt with a next time stays pending, due then, with its count kept."""
         await one_delivery(store)
