@@ -1,6 +1,7 @@
 """The `webhooks` command (`python -m dispatcher`): the on-call and admin commands of
 `dispatcher.ops.cli`, plus the three that run something above that layer — `serve` (the
-service) and `dev` / `demo` (the embedded stack of `devtools`, in a source checkout only).
+service, or its supervised workers: dispatcher.workers) and `dev` / `demo` (the embedded
+stack of `devtools`, in a source checkout only).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from dispatcher.settings import Settings
 
 
 async def _serve(environ: Mapping[str, str]) -> int:
-    from dispatcher.service import Service
+    from dispatcher.workers import serve
 
     settings = Settings.from_env(environ)
     settings.require_production()
     logs.configure(settings.log_level)
-    await Service(settings).run()
-    return 0
+    return await serve(settings, environ)
 
 
 async def _embedded(command: str, environ: Mapping[str, str]) -> int:

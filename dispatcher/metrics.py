@@ -8,8 +8,15 @@ helm/layers-webhooks/files/ reference these names, and a test keeps them in step
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# How a gauge of `serve --workers N` adds up over the live workers (prometheus_client's
+# multiprocess mode; ignored in one process).
+GaugeMode = Literal["livesum", "livemax"]
 
 NAMESPACE = "webhooks"
 
@@ -19,7 +26,12 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
+    """`registry` holds this process's metrics; `exposed` is what `/metrics` serves: the same
+    registry, or with `serve --workers N` every worker's metrics added up from the shared
+    directory (`prometheus_client`'s multiprocess mode, PROMETHEUS_MULTIPROC_DIR)."""
+
     registry: CollectorRegistry
+    exposed: CollectorRegistry
     events_consumed: Counter
     events_duplicate: Counter
     events_no_subscribers: Counter
@@ -45,17 +57,35 @@ class Metrics:
     api_requests: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+    def create(
+        cls, registry: CollectorRegistry | None = None, *, shared: Path | None = None
+    ) -> Metrics:
+        """`shared`: the multiprocess directory of `serve --workers N` (the supervisor sets
+        PROMETHEUS_MULTIPROC_DIR to it in every worker's environment)."""
         registry = registry if registry is not None else CollectorRegistry()
+        exposed = registry
+        if shared is not None:
+            exposed = CollectorRegistry()
+            MultiProcessCollector(exposed, path=str(shared))  # type: ignore[no-untyped-call]
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(name, doc, labels, namespace=NAMESPACE, registry=registry)
 
-        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-            return Gauge(name, doc, labels, namespace=NAMESPACE, registry=registry)
+        def gauge(
+            name: str, doc: str, labels: tuple[str, ...] = (), mode: GaugeMode = "livesum"
+        ) -> Gauge:
+            return Gauge(
+                name,
+                doc,
+                labels,
+                namespace=NAMESPACE,
+                registry=registry,
+                multiprocess_mode=mode,
+            )
 
         return cls(
             registry=registry,
+            exposed=exposed,
             events_consumed=counter("events_consumed", "Kafka records consumed", ("topic",)),
             events_duplicate=counter(
                 "events_duplicate", "Events already stored (re-published or re-consumed)"
@@ -122,7 +152,7 @@ class Metrics:
                 "store_errors", "Store operations that failed and were retried", ("operation",)
             ),
             oldest_pending_seconds=gauge(
-                "oldest_pending_seconds", "Age of the oldest due pending delivery"
+                "oldest_pending_seconds", "Age of the oldest due pending delivery", mode="livemax"
             ),
             replays=counter("replays", "Deliveries re-queued by replay", ("kind",)),
             api_requests=counter(

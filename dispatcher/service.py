@@ -17,6 +17,7 @@ import socket
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -82,9 +83,28 @@ class Running:
     consumer: EventConsumer
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerSeat:
+    """What a worker of `serve --workers N` (dispatcher.workers) is given by its supervisor:
+    the listening socket all workers accept on (the one HTTP address), the directory the
+    workers' metrics are added up from, and the pipe whose end means "the supervisor is
+    gone: shut down"."""
+
+    listener: socket.socket
+    metrics_dir: Path
+    lifeline: int  # read end of a pipe; EOF when the supervisor exits
+
+
 class Service:
-    def __init__(self, settings: Settings, *, secret_box: SecretBox | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secret_box: SecretBox | None = None,
+        seat: WorkerSeat | None = None,
+    ) -> None:
         self.settings = settings
+        self._seat = seat
         self._secret_box = secret_box or SecretBox.from_setting(settings.encryption_key)
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
@@ -104,7 +124,8 @@ class Service:
             if applied:
                 log.info("migrations applied", extra={"versions": applied})
             catalog = Catalog.load()
-            metrics = Metrics.create()
+            seat = self._seat
+            metrics = Metrics.create(shared=seat.metrics_dir if seat else None)
             # API: firehoses are authorised at fan-out against the keys table.
             directory = Directory(store, unauthorised_firehoses=firehose_authoriser(store))
             await directory.refresh()
@@ -185,7 +206,11 @@ class Service:
             runner = web.AppRunner(create_app(context), access_log=None, handle_signals=False)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            site: web.BaseSite
+            if seat is not None:  # the supervisor bound the address; every worker accepts
+                site = web.SockSite(runner, seat.listener)
+            else:
+                site = web.TCPSite(runner, settings.http_host, settings.http_port)
             try:
                 await site.start()
             except OSError as exc:  # a busy port, an address not on this host
@@ -205,10 +230,13 @@ class Service:
                 catalog=catalog,
                 consumer=consumer,
             )
+            loop = asyncio.get_running_loop()
             if install_signal_handlers:
-                loop = asyncio.get_running_loop()
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self.stop)
+            if seat is not None:  # an orphaned worker drains and exits like on SIGTERM
+                loop.add_reader(seat.lifeline, self._lifeline_closed, seat.lifeline)
+                stack.callback(loop.remove_reader, seat.lifeline)
             log.info("service started", extra={"url": url, "instance": instance_id(settings)})
             self.started.set()
             async with asyncio.TaskGroup() as group:
@@ -225,6 +253,12 @@ class Service:
                 await self._shutdown(consumer, scheduler, loops)
             await replicas.leave()
         log.info("service stopped")
+
+    def _lifeline_closed(self, fd: int) -> None:
+        if not os.read(fd, 64):
+            log.warning("the supervisor is gone; shutting down")
+            asyncio.get_running_loop().remove_reader(fd)
+            self.stop()
 
     async def _shutdown(
         self,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
+import os
 import re
 from typing import TypeVar
 
@@ -59,6 +61,33 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError(f"{text!r} must be a positive integer")
     return value
+
+
+def worker_count(text: str) -> int:
+    """`auto` (the cores this process may use) or a positive number of processes."""
+    if text.strip().lower() == "auto":
+        return usable_cores()
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} must be `auto` or a positive integer") from None
+    if value <= 0:
+        raise ValueError(f"{text!r} must be `auto` or a positive integer")
+    return value
+
+
+def usable_cores(cgroup: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The cores this process may run on, bounded by a container's CPU quota (cgroup v2
+    `cpu.max`, e.g. a Kubernetes CPU limit), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open(cgroup, encoding="ascii") as limits:
+            quota, period = limits.read().split()[:2]
+        if quota != "max":
+            cores = min(cores or 1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity mask stands
+    return max(1, cores or 1)
 
 
 def positive_duration(text: str) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 from dispatcher.core.destinations import parse_cidr_list
 from dispatcher.errors import ConfigurationError, SettingsError
 from dispatcher.setting_values import (
+    SQLITE_PREFIX,
     Network,
     check_database_url,
     encryption_key_text,
@@ -25,6 +26,7 @@ from dispatcher.setting_values import (
     positive_duration,
     positive_int,
     text_value,
+    worker_count,
 )
 
 
@@ -212,6 +214,15 @@ FIELDS: tuple[Field, ...] = (
         "Mutating API requests per second per key (burst of twice that).",
     ),
     Field(
+        "WEBHOOKS_WORKERS",
+        "workers",
+        "auto",
+        worker_count,
+        "Processes `serve` runs (`serve --workers N` sets it), supervised, behind one HTTP "
+        "address; each consumes, delivers and counts as a replica. `auto`: the cores usable "
+        "(a container CPU limit counts) on PostgreSQL, 1 on SQLite.",
+    ),
+    Field(
         "WEBHOOKS_HTTP_HOST",
         "http_host",
         "127.0.0.1",
@@ -261,6 +272,7 @@ class Settings:
     shutdown_timeout: float
     replay_rate: int
     api_rate_limit: int
+    workers: int
     http_host: str
     http_port: int
     instance_id: str
@@ -287,6 +299,12 @@ class Settings:
                 shown = field.env if field.attr in _NEVER_ECHOED else f"{field.env}={raw!r}"
                 problems.append(f"{shown}: {exc}")
         values.update(overrides)
+        if (
+            "workers" not in overrides
+            and environ.get("WEBHOOKS_WORKERS", "auto").strip().lower() == "auto"
+            and str(values.get("database_url", "")).startswith(SQLITE_PREFIX)
+        ):
+            values["workers"] = 1  # SQLite: one writer at a time (README, Benchmarks)
         if {"lease", "delivery_timeout"} <= values.keys() and (
             values["lease"] <= values["delivery_timeout"]
         ):

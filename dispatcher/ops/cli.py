@@ -270,7 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("serve", help="run the service (consumer, scheduler, HTTP API)")
+    serve = sub.add_parser("serve", help="run the service (consumer, scheduler, HTTP API)")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="processes to run behind the one HTTP address (sets WEBHOOKS_WORKERS; "
+        "`auto`: the cores usable)",
+    )
     sub.add_parser("dev", help="run the embedded stack (Tansu + SQLite) until Ctrl-C")
     sub.add_parser("demo", help="run the scripted demo on the embedded stack, then exit")
     sub.add_parser("migrate", help="apply database migrations to WEBHOOKS_DATABASE_URL")
@@ -328,6 +334,8 @@ def main(
     environ = os.environ if environ is None else environ
     try:
         if args.command in LAUNCHED:
+            if getattr(args, "workers", None) is not None:  # `serve --workers N`
+                environ = {**environ, "WEBHOOKS_WORKERS": args.workers}
             launcher = (launchers or {}).get(args.command)
             if launcher is None:
                 raise CommandError("not available here: run it as `webhooks` (dispatcher.__main__)")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
+from pathlib import Path
 
 import pytest
 
 from dispatcher.errors import SettingsError
-from dispatcher.setting_values import parse_duration
+from dispatcher.setting_values import parse_duration, usable_cores
 from dispatcher.settings import FIELDS, Settings
 
 
@@ -113,3 +115,32 @@ def test_every_field_is_a_webhooks_variable_with_documentation() -> None:
     """Each setting is named WEBHOOKS_* and documented (the README table comes from FIELDS)."""
     assert all(f.env.startswith("WEBHOOKS_") and f.doc for f in FIELDS)
     assert len({f.env for f in FIELDS}) == len(FIELDS)
+
+
+def test_workers_default_to_the_usable_cores_and_to_one_on_sqlite() -> None:
+    """`auto` workers are the cores usable on PostgreSQL and one on SQLite; a number is that."""
+    postgres = {"WEBHOOKS_DATABASE_URL": "postgresql://db/webhooks"}
+    assert Settings.from_env(postgres).workers == usable_cores()
+    assert Settings.from_env({**postgres, "WEBHOOKS_WORKERS": "3"}).workers == 3
+    assert Settings.from_env({}).workers == 1  # sqlite:///webhooks.db
+    assert Settings.from_env({"WEBHOOKS_WORKERS": "2"}).workers == 2  # asked for: allowed
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5"])
+def test_a_bad_worker_count_is_reported(value: str) -> None:
+    """WEBHOOKS_WORKERS is `auto` or a positive integer, and says so."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"WEBHOOKS_WORKERS": value})
+    assert caught.value.problems == [
+        f"WEBHOOKS_WORKERS={value!r}: {value!r} must be `auto` or a positive integer"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("limit", "cores"), [("max 100000", 2), ("150000 100000", 2), ("50000 100000", 1)]
+)
+def test_auto_workers_respect_a_container_cpu_limit(tmp_path: Path, limit: str, cores: int) -> None:
+    """A cgroup v2 CPU quota bounds `auto` (a Kubernetes CPU limit of 1.5 → 2 workers)."""
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(limit + "\n")
+    assert usable_cores(str(cpu_max)) == min(cores, len(os.sched_getaffinity(0)))

@@ -43,6 +43,8 @@ def service_env(database_url: str, bootstrap: str, **env: str) -> dict[str, str]
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
         "WEBHOOKS_HTTP_PORT": "0",
         "WEBHOOKS_SHUTDOWN_TIMEOUT": "5s",
+        # One process per `serve`: a test of several runs them on purpose (test_workers).
+        "WEBHOOKS_WORKERS": "1",
         "WEBHOOKS_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
     base.update(env)

@@ -32,7 +32,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[CONTEXT].metrics.registry
+    registry = request.app[CONTEXT].metrics.exposed
     response = web.Response(body=generate_latest(registry))
     response.headers["content-type"] = CONTENT_TYPE_LATEST
     return response
