@@ -2,7 +2,8 @@
 
 It claims only while the scheduler has room, at most `CLAIM_BATCH` at a time with a lease of
 `WEBHOOKS_LEASE`, and otherwise sleeps until the store's next due time, the poll interval, or
-`Scheduler.poke()` (a replay was queued), whichever comes first.
+`Scheduler.poke()` (a replay was queued), whichever comes first. While the process is full
+it asks the store nothing: it waits for a slot to free.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class Poller:
         config = self._config
         scheduler = self._scheduler
         while True:
-            if scheduler.accepting and scheduler.has_room():
+            if not scheduler.has_room():
+                await scheduler.wait_for_room()
+                continue
+            if scheduler.accepting:
                 now = self._clock()
                 limit = min(CLAIM_BATCH, config.capacity - scheduler.load)
                 try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from dispatcher.core.models import AttemptResult, Lease, WaitingReason
+from dispatcher.core.models import AttemptResult, DeliveryStatus, Lease, WaitingReason
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
 from dispatcher.store import Store
@@ -48,9 +49,12 @@ class _Buffer:
 
 
 class Recorder:
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, metrics: Metrics, *, on_tick: Callable[[], None] = lambda: None
+    ) -> None:
         self._store = store
         self._metrics = metrics
+        self._on_tick = on_tick  # the scheduler's gauges, refreshed once per flush interval
         self._buffer = _Buffer()
         self._flush_now = asyncio.Event()
         # One flush at a time: the shutdown's final flush must wait for a flush in progress
@@ -59,6 +63,7 @@ class Recorder:
 
     def result(self, result: AttemptResult) -> None:
         self._buffer.results.append(result)
+        self._metrics.attempt_seconds.observe(result.outcome.duration_ms / 1000.0)
         self._maybe_flush()
 
     def release(
@@ -82,6 +87,7 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), FLUSH_INTERVAL)
             self._flush_now.clear()
+            self._on_tick()
             await self.flush()
 
     async def flush(self) -> bool:
@@ -97,6 +103,7 @@ class Recorder:
             if buffer.results:
                 stale = await self._store.complete(buffer.results)
                 self._stale("complete", len(stale), sorted(stale))
+                self._count(buffer.results)
                 buffer.results = []
             for (due, reason), leased in _group(buffer.released).items():
                 applied = await self._store.release(leased, next_attempt_at=due, reason=reason)
@@ -120,6 +127,19 @@ class Recorder:
             self._buffer.absorb(buffer)
             raise
         return True
+
+    def _count(self, results: list[AttemptResult]) -> None:
+        """The attempts' counters, one call per label and flush rather than per attempt."""
+        metrics = self._metrics
+        outcomes = Counter(r.outcome.failure or "success" for r in results)
+        for outcome, count in outcomes.items():
+            metrics.attempts.labels(outcome).inc(count)
+        statuses = Counter(r.status for r in results)
+        for status, count in statuses.items():
+            if status is DeliveryStatus.PENDING:
+                metrics.retries_scheduled.inc(count)
+            else:
+                metrics.deliveries_finished.labels(status.value).inc(count)
 
     def _stale(self, operation: str, count: int, ids: list[str]) -> None:
         """Writes refused because the lease is no longer ours: another replica (or this one,

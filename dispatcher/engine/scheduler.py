@@ -36,7 +36,6 @@ from dispatcher.core.models import (
     AttemptOutcome,
     AttemptResult,
     Claim,
-    DeliveryStatus,
     DisabledReason,
     Endpoint,
     EndpointStatus,
@@ -109,7 +108,7 @@ class Scheduler:
         self._ready: deque[Lane] = deque()
         self._in_flight = 0
         self._queued = 0
-        self.recorder = Recorder(store, metrics)
+        self.recorder = Recorder(store, metrics, on_tick=self._update_gauges)
         self.poll_now = asyncio.Event()  # set by poke(); the poller waits on it
         self._room = asyncio.Event()
         self._room.set()
@@ -145,7 +144,6 @@ class Scheduler:
         self._idle.clear()
         for lane in touched.values():
             self._dispatch(lane)
-        self._update_gauges()
 
     def poke(self) -> None:
         """Look for due work now (after a replay, say) instead of at the next poll."""
@@ -219,7 +217,8 @@ class Scheduler:
                 case WakeAt(delay=delay):
                     lane.wake_at = time.monotonic() + delay
                     self._wakes[lane.endpoint_id] = loop.call_later(delay, self._wake, lane)
-        self._update_gauges()
+        if self.has_room():  # a hand-back or a drop may have made room too
+            self._room.set()
 
     def _wake(self, lane: Lane) -> None:
         lane.wake_at = None
@@ -278,17 +277,13 @@ class Scheduler:
                 return
             secrets = await self._directory.secrets(endpoint.id)
             started_at = self._clock()
-            self._metrics.in_flight.inc()
-            try:
-                outcome = await self._client.send(
-                    url=endpoint.url,
-                    event_id=claim.event_id,
-                    body=claim.body,
-                    secrets=secrets,
-                    timestamp=int(started_at.timestamp()),
-                )
-            finally:
-                self._metrics.in_flight.dec()
+            outcome = await self._client.send(
+                url=endpoint.url,
+                event_id=claim.event_id,
+                body=claim.body,
+                secrets=secrets,
+                timestamp=int(started_at.timestamp()),
+            )
             disable = self._record(claim, started_at, outcome)
             succeeded = outcome.succeeded
             if disable is not None:
@@ -331,13 +326,7 @@ class Scheduler:
                 lease=claim.lease,
             )
         )
-        metrics = self._metrics
-        metrics.attempts.labels(outcome.failure or "success").inc()
-        metrics.attempt_seconds.observe(outcome.duration_ms / 1000.0)
-        if step.status is DeliveryStatus.PENDING:
-            metrics.retries_scheduled.inc()
-        else:
-            metrics.deliveries_finished.labels(step.status.value).inc()
+        # The attempt's counters are added up by the recorder, per flush.
         log.debug(
             "attempt",
             extra={
@@ -395,4 +384,6 @@ class Scheduler:
         await self.recorder.flush()
 
     def _update_gauges(self) -> None:
+        """Refreshed by the recorder's loop every flush interval, not per attempt."""
         self._metrics.queued.set(self._queued)
+        self._metrics.in_flight.set(self._in_flight)

@@ -49,3 +49,11 @@ def test_a_batch_of_ids_shares_the_millisecond_and_splits_the_entropy() -> None:
     assert len(set(batch)) == 500
     with pytest.raises(ValueError, match="30 bytes"):
         new_ids("dlv", 3, now_ms=7, entropy=bytes(29))
+
+
+def test_an_id_source_hands_out_batch_made_ids_that_never_repeat() -> None:
+    """`clock.id_source` draws ids from batches (one entropy read each), across refills."""
+    next_id = clock.id_source("dlv", batch=4)
+    made = [next_id() for _ in range(10)]
+    assert len(set(made)) == 10
+    assert all(i.startswith("dlv_") and len(i) == 30 for i in made)

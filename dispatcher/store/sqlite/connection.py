@@ -1,12 +1,16 @@
 """The SQLite backend's one connection: opening it (the minimum SQLite version, autocommit so
 that transactions are explicit, rows by name, WAL, synchronous=NORMAL, a busy timeout and
-foreign keys) and telling an error that means "the database cannot serve us" (busy, locked,
-read-only, I/O, corrupt, full, cannot open…) from one that means "the query is wrong".
+foreign keys), the lock that lets processes sharing the file write one at a time, and telling
+an error that means "the database cannot serve us" (busy, locked, read-only, I/O, corrupt,
+full, cannot open…) from one that means "the query is wrong".
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+from types import TracebackType
 
 MIN_SQLITE_VERSION = (3, 37, 0)  # STRICT tables; RETURNING needs 3.35
 
@@ -51,3 +55,38 @@ def unavailable(exc: sqlite3.Error) -> bool:
     """Whether the error means the database cannot serve us (StoreUnavailableError)."""
     code = getattr(exc, "sqlite_errorcode", None)  # None for the module's own checks
     return code is not None and code & 0xFF in UNAVAILABLE_CODES
+
+
+class WriterLock:
+    """Processes sharing the file (`serve --workers N`, a CLI beside the service) take turns
+    to write through an flock on `<path>.lock`, held around each write transaction: a
+    waiting writer is woken the moment the lock is free, where SQLite's own busy handler
+    polls with sleeps of up to 100 ms. A separate file, because closing any descriptor of the
+    database itself would drop SQLite's POSIX locks. Used on the store's worker thread
+    (flock releases the GIL while it waits); a no-op for an in-memory database."""
+
+    def __init__(self, path: str) -> None:
+        self._path = None if path in ("", ":memory:") or path.startswith("file:") else path
+        self._fd = -1
+
+    def open(self) -> None:
+        if self._path is not None and self._fd < 0:
+            self._fd = os.open(f"{self._path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -44,7 +44,7 @@ from dispatcher.store.records import (
 )
 from dispatcher.store.secretbox import SecretBox
 from dispatcher.store.sqlite import endpoints, hotpath, reads, replays, scheduling
-from dispatcher.store.sqlite.connection import connect, unavailable
+from dispatcher.store.sqlite.connection import WriterLock, connect, unavailable
 from dispatcher.store.sqlite.encoding import us as _us
 from dispatcher.store.sqlite.transactions import Params, Work, migrate, transaction
 
@@ -68,6 +68,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
         self._busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._writer = WriterLock(self.path)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -100,11 +101,13 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
 
     def _open(self, _: sqlite3.Connection | None) -> None:
         self._conn = connect(self.path, busy_timeout=self._busy_timeout)
+        self._writer.open()
 
     def _close(self, conn: sqlite3.Connection | None) -> None:
         if conn is not None:
             conn.close()
         self._conn = None
+        self._writer.close()
 
     def _call(self, work: Callable[[Any], T]) -> T:
         """Runs on the worker thread."""
@@ -127,7 +130,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
         return await self._run(lambda conn: work(self._connected(conn)))
 
     async def _write(self, work: Work[T]) -> T:
-        return await self._run(lambda conn: transaction(self._connected(conn), work))
+        return await self._run(lambda conn: transaction(self._connected(conn), work, self._writer))
 
     def _connected(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         if conn is None:

@@ -8,8 +8,10 @@ it back through.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from dispatcher.store import schema
@@ -47,16 +49,26 @@ def statements(script: str) -> Iterator[str]:
         raise ValueError(f"migration ends with an incomplete statement: {leftover[0]!r}")
 
 
-def transaction(conn: sqlite3.Connection, work: Work[T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+_NO_LOCK: AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def transaction(
+    conn: sqlite3.Connection,
+    work: Work[T],
+    writer: AbstractContextManager[None] = _NO_LOCK,
+) -> T:
+    """`work` inside `BEGIN IMMEDIATE … COMMIT`, holding `writer` (connection.WriterLock:
+    one writing process at a time) throughout."""
+    with writer:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
 
 
 def migrate(conn: sqlite3.Connection, *, now: int) -> list[str]:
