@@ -94,6 +94,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog-stores", default="sqlite", help="stores for the backlog")
     parser.add_argument("--profile", action="store_true", help="add py-spy profiled runs")
     parser.add_argument(
+        "--workers",
+        default="",
+        help="throughput: also measure the service with these WEBHOOKS_WORKERS (comma list)",
+    )
+    parser.add_argument(
         "--fanouts", default="1,10,100", help="throughput fan-outs (comma list of 1, 10, 100)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/json go")
@@ -108,6 +113,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.fanouts = tuple(int(f) for f in args.fanouts.split(",") if f.strip())
     except ValueError:
         parser.error(f"--fanouts takes a comma list of integers, not {args.fanouts!r}")
+    try:
+        args.workers = tuple(int(w) for w in args.workers.split(",") if w.strip())
+    except ValueError:
+        parser.error(f"--workers takes a comma list of integers, not {args.workers!r}")
     if bad_fanouts := sorted(set(args.fanouts) - set(FANOUTS)):
         parser.error(f"unknown fan-out(s) {bad_fanouts}; choose from {FANOUTS}")
     for name in ("stores", "backlog_stores"):
@@ -156,6 +165,7 @@ async def _scenarios(args: argparse.Namespace, plan: Plan, workdir: Path) -> dic
                     naive_deliveries=plan.naive_deliveries,
                     log=log,
                     fanouts=args.fanouts,
+                    workers=args.workers,
                 )
             elif name == "latency":
                 result[name] = await run_latency(

@@ -31,6 +31,7 @@ from bench.procstat import Sampler
 from bench.profile import Profiler
 from bench.publisher import EventFactory, Publisher
 from bench.stack import Layout, Stack
+from dispatcher.setting_values import usable_cores
 
 FANOUTS = (1, 10, 100)
 # Settings on top of stack.BASE_SETTINGS (none: the service's defaults otherwise).
@@ -92,6 +93,7 @@ async def run_throughput(
     naive_deliveries: int,
     log: Log,
     fanouts: tuple[int, ...] = FANOUTS,
+    workers: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Every store × fan-out, the naive baseline per fan-out, the receiver capacity and the
     delivery client's floor."""
@@ -122,19 +124,26 @@ async def run_throughput(
             log(f"naive fan-out {fanout} run {run + 1}: {drain.rate:,.0f}/s ({_took(started)})")
         result["naive"][str(fanout)] = samples
         for store in stores:
-            samples = []
-            for run in range(runs):
-                started = time.monotonic()
-                sample = await measure_service(
-                    stack, store, layout, events, settings=SETTINGS, within=_budget(deliveries)
+            # The service's default worker count, then each count asked for (`--workers`).
+            default = 1 if store == "sqlite" else usable_cores()  # WEBHOOKS_WORKERS=auto
+            for count in (None, *(w for w in workers if w != default)):
+                label = store if count is None else f"{store}, --workers {count}"
+                settings = (
+                    SETTINGS if count is None else {**SETTINGS, "WEBHOOKS_WORKERS": str(count)}
                 )
-                samples.append(sample)
-                log(
-                    f"{store} fan-out {fanout} run {run + 1}: "
-                    f"{sample['deliveries_per_s']:,.0f}/s, "
-                    f"{sample['cpu_s_per_1k']:.3f} CPU s/1k ({_took(started)})"
-                )
-            result["service"].setdefault(store, {})[str(fanout)] = samples
+                samples = []
+                for run in range(runs):
+                    started = time.monotonic()
+                    sample = await measure_service(
+                        stack, store, layout, events, settings=settings, within=_budget(deliveries)
+                    )
+                    samples.append(sample)
+                    log(
+                        f"{label} fan-out {fanout} run {run + 1}: "
+                        f"{sample['deliveries_per_s']:,.0f}/s, "
+                        f"{sample['cpu_s_per_1k']:.3f} CPU s/1k ({_took(started)})"
+                    )
+                result["service"].setdefault(label, {})[str(fanout)] = samples
     return result
 
 
