@@ -217,7 +217,7 @@ class Store(Protocol):
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -225,7 +225,7 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[DeliveryRecord]:
         """One endpoint's deliveries, newest first (by id); `after` is the last id of the
-        previous page. `since` (inclusive) and `until` (exclusive) bound `created_at`."""
+        previous page. `statuses`: any of them; `since` (inclusive) and `until` (exclusive) bound `created_at`."""
         ...
 
     async def count_deliveries(

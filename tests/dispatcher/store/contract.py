@@ -1410,7 +1410,7 @@ class StoreContract:
     async def test_list_deliveries_filters_and_pages_newest_first(
         self, store: Store, clock: FakeClock
     ) -> None:
-        """An endpoint's deliveries page newest first, filtered by status, type and time."""
+        """An endpoint's deliveries page newest first, filtered by statuses, type and time."""
         await add_endpoints(store, "ep_1", "ep_2")
         for i, event_type in enumerate(["a.one", "b.two", "a.one", "b.two"]):
             clock.now = T0 + i * HOUR
@@ -1432,10 +1432,16 @@ class StoreContract:
         assert await ids() == ["dlv_3", "dlv_2", "dlv_1", "dlv_0"]
         assert await ids(limit=2) == ["dlv_3", "dlv_2"]
         assert await ids(after="dlv_2") == ["dlv_1", "dlv_0"]
-        assert await ids(status=DeliveryStatus.FAILED) == ["dlv_2", "dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED]) == ["dlv_2", "dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED, DeliveryStatus.PENDING]) == [
+            "dlv_3",
+            "dlv_2",
+            "dlv_1",
+            "dlv_0",
+        ]
         assert await ids(event_type="a.one") == ["dlv_2", "dlv_0"]
         assert await ids(since=T0 + HOUR, until=T0 + 3 * HOUR) == ["dlv_2", "dlv_1"]
-        assert await ids(status=DeliveryStatus.FAILED, event_type="b.two") == ["dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED], event_type="b.two") == ["dlv_1"]
 
     async def test_count_deliveries_matches_a_bulk_replay_filter(
         self, store: Store, clock: FakeClock
