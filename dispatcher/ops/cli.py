@@ -100,6 +100,7 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from dispatcher.clock import new_id, utcnow
     from dispatcher.core.catalog import Catalog
     from dispatcher.core.envelope import encode_event
+    from dispatcher.core.routing import OPERATIONAL_PREFIX
     from dispatcher.errors import EventError
 
     if not settings.kafka_bootstrap_servers:
@@ -146,6 +147,13 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await producer.stop()  # also after a failed start: no "Unclosed AIOKafkaProducer"
     event_id = orjson.loads(body)["id"]
+    if args.type.startswith(OPERATIONAL_PREFIX):
+        print(
+            f"webhooks publish: note: {args.type} reaches only endpoints that name it in their "
+            "`events` (webhook.* types are opt-in; subscribing to every type does not include "
+            "them)",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             orjson.dumps(

@@ -73,7 +73,9 @@ def _when(flag: str, text: str | None, now: datetime) -> datetime | None:
     try:
         return parse_when(text, now=now)
     except UsageError:
-        raise UsageError(f"{flag} {text!r} is neither {RFC3339_EXAMPLE} nor {AGO_EXAMPLE}") from None
+        raise UsageError(
+            f"{flag} {text!r} is neither {RFC3339_EXAMPLE} nor {AGO_EXAMPLE}"
+        ) from None
     except ValueError as exc:  # an RFC 3339 shape with impossible values (month 13)
         raise UsageError(
             f"{flag} {text!r} is not a valid time ({exc}): give {RFC3339_EXAMPLE} or {AGO_EXAMPLE}"
@@ -86,7 +88,9 @@ def _period(args: argparse.Namespace) -> tuple[str | None, str | None]:
     now = datetime.now(UTC)
     since, until = _when("--since", args.since, now), _when("--until", args.until, now)
     if since is not None and until is not None and until <= since:
-        raise UsageError(f"--until ({rfc3339(until)}) must be later than --since ({rfc3339(since)})")
+        raise UsageError(
+            f"--until ({rfc3339(until)}) must be later than --since ({rfc3339(since)})"
+        )
     return (None if since is None else rfc3339(since)), (None if until is None else rfc3339(until))
 
 
@@ -346,9 +350,10 @@ def record_bytes(label: str, encoded: str | None) -> str:
         # escaped, never interpreted.
         shown = "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
         return f"{label} (text, {len(raw)} bytes):\n{shown}"
-    return f"{label} (JSON, {len(raw)} bytes):\n" + orjson.dumps(
-        parsed, option=orjson.OPT_INDENT_2
-    ).decode()
+    return (
+        f"{label} (JSON, {len(raw)} bytes):\n"
+        + orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode()
+    )
 
 
 async def dead_letters_show(api: ApiClient, args: argparse.Namespace) -> None:
