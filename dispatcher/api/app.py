@@ -83,7 +83,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 SERVER = "layers-webhooks"  # the Server header: never the Python or aiohttp version
 # aiohttp answers bytes that are not HTTP (its parser's 400) before any route, middleware or
 # signal runs, with the Server header it takes from this module constant.
-web_response.SERVER_SOFTWARE = SERVER
+web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined] # imported, not exported
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
