@@ -310,6 +310,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
+                "0009_attempt_ladder",
             ]
             assert await store.migrate() == []
 
@@ -327,6 +328,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
+                "0009_attempt_ladder",
             ],
         ]
 
@@ -1224,7 +1226,8 @@ class StoreContract:
     # -- replay -----------------------------------------------------------------------
 
     async def test_replay_resets_the_ladder_and_records_who_and_why(self, store: Store) -> None:
-        """A replayed delivery is pending again from attempt 0, due now; its history is kept."""
+        """A replayed delivery is pending again at the start of a fresh ladder, due now; its
+        attempts keep counting and its history is kept."""
         await one_delivery(store)
         await claim(store)
         await complete(store, [failure("dlv_1", "ep_1", T0, attempt=8)])
@@ -1238,7 +1241,7 @@ class StoreContract:
         assert record is not None
         assert (record.status, record.attempts, record.next_attempt_at, record.lease_owner) == (
             DeliveryStatus.PENDING,
-            0,
+            8,
             T0 + DAY,
             None,
         )
@@ -1250,7 +1253,39 @@ class StoreContract:
             T0 + DAY,
         )
         assert len(await store.list_attempts("dlv_1")) == 1
-        assert [(c.delivery_id, c.attempts) for c in await claim(store, T0 + DAY)] == [("dlv_1", 0)]
+        [again] = await claim(store, T0 + DAY)
+        assert (again.delivery_id, again.attempt, again.ladder_position) == ("dlv_1", 9, 1)
+
+    async def test_attempts_are_numbered_across_replays_while_the_ladder_restarts(
+        self, store: Store
+    ) -> None:
+        """Two attempts, a replay, a third: numbered 1, 2, 3 and counted 3; each claim says
+        the attempt's number and its position on the ladder (1 again after the replay)."""
+        await one_delivery(store)
+        positions = []
+        for number, final in [(1, False), (2, True)]:
+            [claimed] = await claim(store, T0 + number * HOUR)
+            positions.append((claimed.attempt, claimed.ladder_position))
+            due = None if final else T0 + (number + 1) * HOUR
+            at = T0 + number * HOUR
+            await complete(
+                store, [failure("dlv_1", "ep_1", at, attempt=number, next_attempt_at=due)]
+            )
+        await store.replay_deliveries(["dlv_1"], actor="key_oncall", reason="", now=T0 + DAY)
+        [replayed] = await claim(store, T0 + DAY)
+        positions.append((replayed.attempt, replayed.ladder_position))
+        await complete(
+            store, [result("dlv_1", "ep_1", started_at=T0 + DAY, attempt=replayed.attempt)]
+        )
+        await store.replay_deliveries(["dlv_1"], actor="key_oncall", reason="", now=T0 + 2 * DAY)
+        [twice] = await claim(store, T0 + 2 * DAY)
+
+        record = await store.get_delivery("dlv_1")
+        assert record is not None
+        assert positions == [(1, 1), (2, 2), (3, 1)]
+        assert (twice.attempt, twice.ladder_position) == (4, 1)
+        assert record.attempts == 3
+        assert [a.attempt for a in await store.list_attempts("dlv_1")] == [1, 2, 3]
 
     # -- API keys ---------------------------------------------------------------------
 
