@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -19,7 +17,15 @@ from dispatcher.core.envelope import RejectReason
 from dispatcher.core.models import DeliveryStatus
 from dispatcher.errors import ConfigurationError, UsageError
 from dispatcher.ops.apiclient import ApiClient, ClientConfig
-from dispatcher.ops.console import ProgressLine, details, parse_when, rfc3339, table
+from dispatcher.ops.console import (
+    ProgressLine,
+    details,
+    enum_values,
+    flag_choices,
+    flag_period,
+    record_bytes,
+    table,
+)
 from dispatcher.setting_values import parse_duration
 
 ENDPOINT_COLUMNS = [
@@ -57,58 +63,11 @@ DEAD_LETTER_COLUMNS = [
     ("retriedAt", "retried"),
 ]
 POLL_INTERVAL = 0.25  # seconds between looks at a replay job
-RFC3339_EXAMPLE = "an RFC 3339 time (2026-06-09T12:00:00Z)"
-AGO_EXAMPLE = "a duration ago (30m, 2h, 3d)"
-
 Handler = Callable[[ApiClient, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 def emit(args: argparse.Namespace, data: Any, human: str) -> None:
     print(orjson.dumps(data).decode() if args.json else human)
-
-
-def _when(flag: str, text: str | None, now: datetime) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_when(text, now=now)
-    except UsageError:
-        raise UsageError(
-            f"{flag} {text!r} is neither {RFC3339_EXAMPLE} nor {AGO_EXAMPLE}"
-        ) from None
-    except ValueError as exc:  # an RFC 3339 shape with impossible values (month 13)
-        raise UsageError(
-            f"{flag} {text!r} is not a valid time ({exc}): give {RFC3339_EXAMPLE} or {AGO_EXAMPLE}"
-        ) from None
-
-
-def _period(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """`--since` and `--until` as RFC 3339; an `--until` not after `--since` is refused
-    (it would select nothing and look like "nothing happened")."""
-    now = datetime.now(UTC)
-    since, until = _when("--since", args.since, now), _when("--until", args.until, now)
-    if since is not None and until is not None and until <= since:
-        raise UsageError(
-            f"--until ({rfc3339(until)}) must be later than --since ({rfc3339(since)})"
-        )
-    return (None if since is None else rfc3339(since)), (None if until is None else rfc3339(until))
-
-
-def _values(allowed: type[StrEnum]) -> frozenset[str]:
-    return frozenset(member.value for member in allowed)
-
-
-def _choices(flag: str, values: list[str] | None, allowed: type[StrEnum]) -> list[str] | None:
-    """Repeated and comma-separated values (`--status pending,failed`), each one checked."""
-    if not values:
-        return None
-    chosen: list[str] = []
-    for value in (v.strip() for text in values for v in text.split(",")):
-        if value not in _values(allowed):
-            raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
-        if value not in chosen:
-            chosen.append(value)
-    return chosen
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
@@ -226,8 +185,8 @@ async def endpoints_test(api: ApiClient, args: argparse.Namespace) -> None:
 
 
 async def deliveries_list(api: ApiClient, args: argparse.Namespace) -> None:
-    statuses = _choices("--status", args.status, DeliveryStatus)
-    since, until = _period(args)
+    statuses = flag_choices("--status", args.status, DeliveryStatus)
+    since, until = flag_period(args.since, args.until, now=datetime.now(UTC))
     params = _page_params(
         args,
         status=None if statuses is None else ",".join(statuses),
@@ -284,8 +243,8 @@ async def replay(api: ApiClient, args: argparse.Namespace) -> None:
 
 
 async def _bulk_replay(api: ApiClient, args: argparse.Namespace) -> None:
-    since, until = _period(args)
-    statuses = _choices("--status", args.status, DeliveryStatus) or ["failed"]
+    since, until = flag_period(args.since, args.until, now=datetime.now(UTC))
+    statuses = flag_choices("--status", args.status, DeliveryStatus) or ["failed"]
     body: dict[str, Any] = {"since": since, "status": statuses}
     if until is not None:
         body["until"] = until
@@ -327,33 +286,10 @@ async def _confirm(question: str, verb: str) -> bool:
 
 
 async def dead_letters_list(api: ApiClient, args: argparse.Namespace) -> None:
-    if args.reason is not None and args.reason not in _values(RejectReason):
+    if args.reason is not None and args.reason not in enum_values(RejectReason):
         raise UsageError(f"--reason {args.reason!r} is not one of {', '.join(RejectReason)}")
     page = await api.get("/v1/dead-letters", _page_params(args, reason=args.reason))
     _listing(args, page, DEAD_LETTER_COLUMNS)
-
-
-def record_bytes(label: str, encoded: str | None) -> str:
-    """A dead letter's key or value for a human: pretty JSON when it parses, text when it
-    is UTF-8, else the base64 the API sent — labelled with which it is."""
-    if encoded is None:
-        return f"{label}: (none)"
-    raw = base64.b64decode(encoded)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"{label} (base64, {len(raw)} bytes, not UTF-8):\n{encoded}"
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # Partner bytes reach a terminal: control characters (an escape sequence) are shown
-        # escaped, never interpreted.
-        shown = "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
-        return f"{label} (text, {len(raw)} bytes):\n{shown}"
-    return (
-        f"{label} (JSON, {len(raw)} bytes):\n"
-        + orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode()
-    )
 
 
 async def dead_letters_show(api: ApiClient, args: argparse.Namespace) -> None:
