@@ -350,7 +350,7 @@ class Scheduler:
                 "next_status": step.status.value,
             },
         )
-        if outcome.failure is not None and attempt == 1:
+        if outcome.failure is not None and claim.ladder_position == 1:
             log.info(
                 "delivery attempt failed",
                 extra={
