@@ -310,7 +310,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
-                "0009_attempt_ladder",
+                "0010_attempt_ladder",
             ]
             assert await store.migrate() == []
 
@@ -328,7 +328,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
-                "0009_attempt_ladder",
+                "0010_attempt_ladder",
             ],
         ]
 
