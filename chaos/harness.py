@@ -98,6 +98,7 @@ def service_env(database_url: str, bootstrap: str, **overrides: str) -> dict[str
         "WEBHOOKS_HTTP_PORT": str(free_port()),
         "WEBHOOKS_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "WEBHOOKS_LOG_LEVEL": "info",
+        "WEBHOOKS_WORKERS": "1",  # one process per replica: the scenarios kill processes
     }
     env.update(overrides)
     return env

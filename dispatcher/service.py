@@ -250,6 +250,10 @@ class Service:
                     group.create_task(replicas.run(), name="replicas"),
                 ]
                 await self._stop.wait()
+                if seat is not None:
+                    # 0. A worker stops listening first: the address is its supervisor's,
+                    #    which may be starting again (an orphaned worker drains meanwhile).
+                    await site.stop()
                 await self._shutdown(consumer, scheduler, loops)
             await replicas.leave()
         log.info("service stopped")
