@@ -92,13 +92,13 @@ class Supervisor:
 
     async def run(self) -> int:
         settings = self.settings
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop)
         await _migrate(settings)
         listener = _listen(settings.http_host, settings.http_port)
         metrics_dir = Path(tempfile.mkdtemp(prefix="webhooks-metrics-"))
         shared = _Shared(listener, metrics_dir)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop)
         port = listener.getsockname()[1]
         log.info(
             "supervisor started",
@@ -200,8 +200,11 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+        # A worker still starting up when SIGTERM came had not installed its handler yet
+        # and ended by the signal: it had nothing in flight, so that is a clean stop too.
+        clean = (0, -signal.SIGTERM)
         codes = [process.returncode for process in running]
-        return 0 if killed == 0 and all(code == 0 for code in codes) else 1
+        return 0 if killed == 0 and all(code in clean for code in codes) else 1
 
 
 async def serve(settings: Settings, environ: Mapping[str, str]) -> int:

@@ -298,3 +298,32 @@ def test_a_bad_worker_count_is_one_line_and_exit_2(tmp_path: Path, value: str) -
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "WEBHOOKS_WORKERS" in done.stderr
+
+
+async def test_the_workers_of_a_killed_supervisor_shut_down_and_free_the_address(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """SIGKILL the supervisor: its workers see their lifeline close, drain and exit, and the
+    address is free for the next supervisor."""
+    port = free_port()
+    env = service_env(
+        f"sqlite:///{tmp_path / 'webhooks.db'}",
+        kafka_bootstrap,
+        WEBHOOKS_KAFKA_TOPICS=await new_topic(kafka_bootstrap),
+        WEBHOOKS_HTTP_PORT=str(port),
+    )
+    url = f"http://127.0.0.1:{port}"
+    with supervisor(env, tmp_path / "first.log") as process:
+        await wait_healthy(url, process)
+        pids = await wait_for_workers(process.pid)
+        process.kill()
+        process.wait(timeout=30)
+        for _ in range(300):
+            if not any(alive(pid) for pid in pids):
+                break
+            await asyncio.sleep(0.1)
+        assert not any(alive(pid) for pid in pids)
+    with supervisor(env, tmp_path / "second.log") as process:
+        await wait_healthy(url, process)
+        assert await stop(process) == 0
+    assert "the supervisor is gone; shutting down" in (tmp_path / "first.log").read_text()
