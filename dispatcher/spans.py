@@ -27,6 +27,7 @@ a secret, a signature, a body, a response, a reason text.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -89,7 +90,8 @@ def creation_link(headers: Sequence[tuple[str, bytes]] | None) -> Link | None:
     return Link(context) if context.is_valid else None
 
 
-def destination(url: str) -> dict[str, str | int]:
+@functools.lru_cache(maxsize=4096)  # endpoints' URLs repeat; callers copy, never mutate
+def destination(url: str) -> Mapping[str, str | int]:
     """`server.address`, `server.port` and `url.scheme` of an endpoint URL: nothing of its
     credentials, path, query or fragment."""
     try:
