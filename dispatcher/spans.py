@@ -184,6 +184,7 @@ class Spans:
         ended = time.time_ns()
         per_event = Counter(d.event_id for d in planned.batch.deliveries if d.id in created)
         batch = self._batch
+        from_batch = 0  # an API ingest (send-test, a retried dead letter) may overlap a batch
         for event in planned.batch.events:
             attributes: dict[str, str | int | bool] = {
                 "messaging.message.id": event.id,
@@ -195,6 +196,7 @@ class Spans:
             parent, links = _ROOT, []
             position = self._origins.pop(event.id, None)
             if position is not None and batch is not None:
+                from_batch += 1
                 parent = trace.set_span_in_context(batch)
                 attributes["messaging.destination.name"] = position[0]
                 attributes["messaging.destination.partition.id"] = str(position[1])
@@ -210,8 +212,9 @@ class Spans:
             )
             span.end(end_time=ended)
             self._remember(event.id, span.get_span_context())
-        if batch is not None:
-            batch.set_attribute("webhooks.events", len(planned.batch.events))
+        if batch is not None and from_batch:
+            batch.set_attribute("webhooks.events", from_batch)
+        if batch is not None:  # only the consumer ingests dead letters
             for dead in planned.batch.dead_letters:
                 batch.add_event(
                     "dead letter",

@@ -44,6 +44,7 @@ PUBLISHER_TRACEPARENT = f"00-{PUBLISHER_TRACE}-{PUBLISHER_SPAN}-01"
 # An endpoint URL whose path and query carry tokens: neither may reach a span.
 PATH_TOKEN = "tok_pathsecret8d1f"
 QUERY_TOKEN = "querysecret51c2"
+DEAD_BODY = b'{"id": "evt_bad", "type": "content.generated", "note": "deadbodymarker"}'
 
 
 @dataclass
@@ -212,6 +213,7 @@ async def test_batch_ingest_and_attempt_spans_reach_a_real_otlp_receiver(
         otlp, hook = traced.otlp, traced.hook
         event_id, body = await _publish(traced)
         assert await hook.wait_for(2)  # 503, then 200 on the retry
+        await traced.producer.send_and_wait(traced.topic, DEAD_BODY, key=ORG.encode())
         assert await otlp.wait_until(lambda: len(_attempts(otlp, event_id)) == 2, WAIT)
         ingest = next(
             s
@@ -235,6 +237,12 @@ async def test_batch_ingest_and_attempt_spans_reach_a_real_otlp_receiver(
         assert ingest.attributes["webhooks.deliveries"] == 1
         assert ingest.attributes["messaging.destination.name"] == traced.topic
         assert ingest.resource["service.name"] == "webhooks-under-test"
+        # the bad record: a dead letter, told as an event of its batch's span
+        assert await otlp.wait_until(
+            lambda: any(e.name == "dead letter" for s in otlp.spans for e in s.events), WAIT
+        )
+        [dead] = [e for s in otlp.spans for e in s.events if e.name == "dead letter"]
+        assert dead.attributes["webhooks.dead_letter.reason"] == "invalid_envelope"
 
         # the attempts: CLIENT spans with the HTTP client conventions and ours
         first, second = _attempts(otlp, event_id)
@@ -296,6 +304,7 @@ async def test_batch_ingest_and_attempt_spans_reach_a_real_otlp_receiver(
         hook.secret.removeprefix("whsec_"),
         traced.key,
         body.decode(),
+        "deadbodymarker",
         *signatures,
     ]
     data = orjson.loads(body)["data"]
