@@ -292,7 +292,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -302,7 +302,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
         return await reads.list_deliveries(
             self,
             endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,
