@@ -236,7 +236,7 @@ class Spans:
 
     def attempt(self, claim: Claim, url: str) -> AttemptSpan:
         """The span of one delivery attempt (enter it around the request)."""
-        attempt = claim.attempts + 1
+        attempt = claim.attempt
         attributes: dict[str, str | int] = {
             "http.request.method": "POST",
             **destination(url),
