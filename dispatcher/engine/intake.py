@@ -8,9 +8,11 @@ transaction and then hands the freshly created pending deliveries straight to th
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from dispatcher import tracing
 from dispatcher.clock import id_source, utcnow
 from dispatcher.core.models import (
     DeadLetter,
@@ -61,7 +63,12 @@ class Intake:
             lease=self._lease,
             delivery_id=self._delivery_id,
         )
+        started = time.time_ns()
         result = await self._store.ingest(planned.batch)
+        if (spans := tracing.active) is not None:
+            spans.ingested(
+                planned, created=result.created, new_events=result.new_events, started=started
+            )
         fresh = [claim for did, claim in planned.claims.items() if did in result.created]
         if fresh:
             self._scheduler.submit(fresh)

@@ -283,6 +283,7 @@ class Scheduler:
                 body=claim.body,
                 secrets=secrets,
                 timestamp=int(started_at.timestamp()),
+                claim=claim,
             )
             disable = self._record(claim, started_at, outcome)
             succeeded = outcome.succeeded
