@@ -138,6 +138,9 @@ class Supervisor:
                 pass_fds=(listener, read_end),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
         worker.process = process
@@ -172,13 +175,19 @@ class Supervisor:
                 "restart_in_s": worker.delay,
             },
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), worker.delay)
-        if self._stop.is_set():
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), worker.delay)
+            if self._stop.is_set():
+                return
+            worker.delay = min(worker.delay * 2, RESTART_DELAY_MAX)
+            worker.restarts += 1
+            try:
+                await self._start(worker, shared)
+            except OSError:  # no process could be made (out of memory, pids): try again
+                log.exception("cannot start a worker", extra={"worker": worker.index})
+                continue
             return
-        worker.delay = min(worker.delay * 2, RESTART_DELAY_MAX)
-        worker.restarts += 1
-        await self._start(worker, shared)
 
     async def _shutdown(self) -> int:
         """SIGTERM every worker; each drains within WEBHOOKS_SHUTDOWN_TIMEOUT. Kill any still
