@@ -54,8 +54,14 @@ export function table(columns, rows, { empty = 'Nothing here.', label } = {}) {
   const body = rows.map((row) =>
     h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : c.wrap ? 'wrap' : null }, c.cell(row)))),
   );
-  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label || 'table' },
-    h('table', {}, h('thead', {}, head), h('tbody', {}, body)));
+  // A focusable scroll box (keyboard users can scroll a wide table at phone width).
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': `${label || 'Table'} (scrolls)` },
+    h('table', { 'aria-label': label || null }, h('thead', {}, head), h('tbody', {}, body)));
+}
+
+// A labelled form control: the label names the control (its `for` is the control's id).
+export function field(text, control) {
+  return h('div', { class: 'field' }, h('label', { for: control.id }, text), control);
 }
 
 export function facts(pairs) {

@@ -2,7 +2,7 @@
 // so every page has a link that works when opened directly or reloaded.
 
 import { abilities, current, resume, signIn, signOut } from './api.js';
-import { h, route } from './dom.js';
+import { field, h, route } from './dom.js';
 import { alive, announce, fail, nextPage } from './ui.js';
 import { deliveryPage } from './pages/delivery.js';
 import { endpointPage } from './pages/endpoint.js';
@@ -96,7 +96,7 @@ function showSignIn(message) {
     h('h1', { id: 'signin-title' }, 'Sign in'),
     h('p', { id: 'api-key-help', class: 'muted' },
       'Paste an API key (whk_…). It is kept in this tab only (sessionStorage) and forgotten when you sign out or close the tab.'),
-    h('label', { for: 'api-key' }, 'API key', input),
+    field('API key', input),
     h('p', {}, h('button', { type: 'submit', class: 'primary' }, 'Sign in')));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

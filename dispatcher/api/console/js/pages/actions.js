@@ -2,7 +2,7 @@
 // enable, and bulk replay (a dry-run count, a confirmation, then live progress).
 
 import { api } from '../api.js';
-import { action, fromLocalInput, h, link, toLocalInput } from '../dom.js';
+import { action, field, fromLocalInput, h, link, toLocalInput } from '../dom.js';
 import { alive, announce, fail, sleep } from '../ui.js';
 
 const enc = encodeURIComponent;
@@ -27,7 +27,7 @@ export function testEventPanel(endpoint, types, refresh) {
     }
   }, { class: 'primary' });
   return panel('Send a test event', 'test-title',
-    h('div', { class: 'row' }, h('label', { for: 'test-type' }, 'Event type', select), send), result);
+    h('div', { class: 'row' }, field('Test event type', select), send), result);
 }
 
 export function rotatePanel(endpoint) {
@@ -167,10 +167,10 @@ export function bulkReplayPanel(page, endpoint, { after, reload }) {
 
   return panel('Bulk replay', 'replay-title',
     h('div', { class: 'row' },
-      h('label', { for: 'replay-since' }, 'Created since (UTC)', since),
-      h('label', { for: 'replay-until' }, 'Until (UTC, optional)', until)),
+      field('Created since (UTC)', since),
+      field('Until (UTC, optional)', until)),
     h('fieldset', {}, h('legend', {}, 'Statuses'),
       h('div', { class: 'row' }, boxes.map((b) => h('label', { class: 'check', for: b.id }, b, b.value)))),
-    h('div', { class: 'row' }, h('label', { for: 'replay-reason' }, 'Reason', reason), dryRun),
+    h('div', { class: 'row' }, field('Replay reason', reason), dryRun),
     step);
 }

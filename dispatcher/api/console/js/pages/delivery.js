@@ -3,7 +3,7 @@
 // carries, and replaying it.
 
 import { abilities, api, current } from '../api.js';
-import { DASH, action, count, facts, h, link, statusBadge, table, when } from '../dom.js';
+import { DASH, action, count, facts, field, h, link, statusBadge, table, when } from '../dom.js';
 import { announce, fail } from '../ui.js';
 
 const enc = encodeURIComponent;
@@ -62,7 +62,7 @@ export async function deliveryPage(page, id) {
   const render = async (delivery) => {
     const reason = h('input', { id: 'replay-one-reason', type: 'text', maxlength: '500', placeholder: 'why (recorded)' });
     const replay = can.replay ? h('div', { class: 'panel row' },
-      h('label', { for: 'replay-one-reason' }, 'Reason', reason),
+      field('Reason', reason),
       action('Replay this delivery', async () => {
         try {
           const replayed = await api('POST', `/v1/deliveries/${enc(id)}/replay`, { body: { reason: reason.value || undefined } });

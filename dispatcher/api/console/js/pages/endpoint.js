@@ -4,7 +4,7 @@
 import { abilities, api, current } from '../api.js';
 import { drawChart } from '../chart.js';
 import {
-  DASH, count, facts, fromLocalInput, h, link, ms, percent, statusBadge, table, when,
+  DASH, count, facts, field, fromLocalInput, h, link, ms, percent, statusBadge, table, when,
 } from '../dom.js';
 import { alive, fail, sleep } from '../ui.js';
 import { bulkReplayPanel, rotatePanel, statePanel, testEventPanel } from './actions.js';
@@ -82,10 +82,10 @@ function deliveriesSection(page, endpoint, types) {
   const holder = h('div', {});
   const more = h('p', {});
   const form = h('form', { class: 'inline panel', 'aria-label': 'Filter deliveries' },
-    h('label', { for: 'filter-status' }, 'Status', status),
-    h('label', { for: 'filter-type' }, 'Event type', type),
-    h('label', { for: 'filter-since' }, 'Since (UTC)', since),
-    h('label', { for: 'filter-until' }, 'Until (UTC)', until),
+    field('Status', status),
+    field('Event type', type),
+    field('Since (UTC)', since),
+    field('Until (UTC)', until),
     h('button', { type: 'submit' }, 'Apply filters'));
   let shown = [];
 
@@ -104,14 +104,14 @@ function deliveriesSection(page, endpoint, types) {
     h('h2', { id: 'deliveries-title' }, 'Deliveries'), form, holder, more);
   const refresh = () => load();
   // Follow deliveries that are still pending for a while (after a replay, say).
-  refresh.follow = async (rounds = 30) => {
+  const follow = async (rounds = 30) => {
     for (let i = 0; i < rounds && alive(page); i += 1) {
       await load();
       if (!shown.some((d) => d.status === 'pending')) return;
       await sleep(2000);
     }
   };
-  return { section, refresh, ready: load() };
+  return { section, refresh, follow, ready: load() };
 }
 
 export async function endpointPage(page, id) {
