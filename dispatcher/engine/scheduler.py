@@ -197,6 +197,7 @@ class Scheduler:
             now=time.monotonic(),
         )
         self._count_breaker(before, lane.breaker.state)
+        self.recorder.breaker(lane.endpoint_id, before, lane.breaker, self._clock())
         loop = asyncio.get_running_loop()
         for action in actions:
             match action:
@@ -247,7 +248,9 @@ class Scheduler:
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
 
     def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
+        before = lane.breaker.state
         self._count_breaker(*finish(lane, succeeded=succeeded, now=time.monotonic()))
+        self.recorder.breaker(lane.endpoint_id, before, lane.breaker, self._clock())
         self._in_flight -= 1
         # Lanes already waiting for a global slot go first (round robin), so the lanes
         # holding slots cannot keep them while others starve.
@@ -378,8 +381,7 @@ class Scheduler:
     # -- shutdown -----------------------------------------------------------------------
 
     async def drain(self, deadline: float) -> None:
-        """Stop starting attempts, wait for in-flight ones until `deadline` (monotonic),
-        hand queued work back to the store, and flush every result."""
+        """Stop starting, wait for in-flight attempts until `deadline`, hand back, flush."""
         self._accepting = False
         for lane in list(self._lanes.values()):
             wake = self._wakes.pop(lane.endpoint_id, None)

@@ -135,4 +135,7 @@ async def test_schemathesis_finds_no_server_error_and_no_contradiction(
     output, _ = await asyncio.wait_for(process.communicate(), 110)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert "Tested: 27" in text, text[-3000:]
+    operations = sum(
+        method in METHODS for operations in document()["paths"].values() for method in operations
+    )
+    assert f"Tested: {operations}" in text, text[-3000:]

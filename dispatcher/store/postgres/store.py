@@ -29,7 +29,7 @@ from dispatcher.core.models import (
     WaitingReason,
 )
 from dispatcher.store import schema
-from dispatcher.store.postgres import endpoints, hotpath, reads, replays, scheduling
+from dispatcher.store.postgres import endpoints, health, hotpath, reads, replays, scheduling
 from dispatcher.store.postgres.connection import same
 from dispatcher.store.postgres.migrate import apply_migrations
 from dispatcher.store.postgres.pool import PooledConnections
@@ -49,7 +49,7 @@ from dispatcher.store.records import (
 from dispatcher.store.secretbox import SecretBox
 
 
-class PostgresStore(PooledConnections):
+class PostgresStore(health.HealthMethods, PooledConnections):
     """The Store on PostgreSQL, shared by every replica."""
 
     def __init__(
@@ -95,8 +95,10 @@ class PostgresStore(PooledConnections):
     async def get_organization(self, org_id: str) -> Organization | None:
         return await self._run(partial(endpoints.get_organization, org_id=org_id))
 
-    async def list_organizations(self) -> list[Organization]:
-        return await self._run(endpoints.list_organizations)
+    async def list_organizations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Organization]:
+        return await self._run(partial(endpoints.list_organizations, after=after, limit=limit))
 
     # -- endpoints and secrets ------------------------------------------------------------
 

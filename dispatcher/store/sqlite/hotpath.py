@@ -24,6 +24,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.store import schema
 from dispatcher.store.records import IngestBatch, IngestResult
+from dispatcher.store.sqlite import health
 from dispatcher.store.sqlite.encoding import json_list, maybe_us, us
 
 
@@ -144,6 +145,7 @@ def complete(
             for c in schema.endpoint_clocks(results)
         ],
     )
+    health.record(conn, results)  # every result, as the clocks
     conn.executemany(_UPDATE_DELIVERY, [_completed_row(r, now) for r in kept])
     conn.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in kept])
     return stale

@@ -43,7 +43,7 @@ from dispatcher.store.records import (
     ReplayStep,
 )
 from dispatcher.store.secretbox import SecretBox
-from dispatcher.store.sqlite import endpoints, hotpath, reads, replays, scheduling
+from dispatcher.store.sqlite import endpoints, health, hotpath, reads, replays, scheduling
 from dispatcher.store.sqlite.connection import connect, unavailable
 from dispatcher.store.sqlite.encoding import us as _us
 from dispatcher.store.sqlite.transactions import Params, Work, migrate, transaction
@@ -51,7 +51,7 @@ from dispatcher.store.sqlite.transactions import Params, Work, migrate, transact
 T = TypeVar("T")
 
 
-class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
+class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthMethods):
     """The Store on one SQLite file, for a single node."""
 
     def __init__(
@@ -169,8 +169,10 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
     async def get_organization(self, org_id: str) -> Organization | None:
         return await endpoints.get_organization(self, org_id)
 
-    async def list_organizations(self) -> list[Organization]:
-        return await endpoints.list_organizations(self)
+    async def list_organizations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Organization]:
+        return await endpoints.list_organizations(self, after=after, limit=limit)
 
     # -- endpoints and secrets (endpoints.py) ---------------------------------------------
 
