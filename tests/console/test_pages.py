@@ -74,8 +74,16 @@ async def test_on_call_finds_the_failing_endpoint_sees_why_and_replays_until_it_
         events = {await api.publish(org) for _ in range(3)}
         await waiting(api, key, endpoint["id"], 3)
         await tab.sign_in(key)
+        listed = table(tab, "Endpoints").locator("tbody tr")
+        await expect(listed).to_have_count(2)
+        await expect(listed.first).to_contain_text("Orders feed")  # failing first
+        await expect(listed.first).to_contain_text("failing ×6")
         await page.get_by_role("link", name="Orders feed").click()
         await expect(page.get_by_role("heading", name="Orders feed")).to_be_visible()
+        chart = page.get_by_role("img", name=re.compile("attempts in the last 24 hours"))
+        await expect(chart).to_have_attribute(
+            "aria-label", "6 attempts in the last 24 hours: 0 succeeded, 6 failed."
+        )
         rows = table(tab, "Deliveries").locator("tbody tr")
         await expect(rows).to_have_count(3)
         await expect(table(tab, "Deliveries").get_by_text("retry_scheduled")).to_have_count(3)

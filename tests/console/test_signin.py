@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from devtools import receivers
 from tests.api.harness import Api
@@ -58,3 +58,32 @@ async def test_a_deep_link_opens_after_signing_in(api: Api, tab: Tab) -> None:
         await tab.sign_in(key, f"#/endpoints/{endpoint['id']}")
         await expect(tab.page.get_by_role("heading", name="Deep link target")).to_be_visible()
     tab.assert_clean(allowed_console=("404",))
+
+
+async def test_keyboard_sign_in_at_phone_width(api: Api, browser: Browser) -> None:
+    """At 390 px a keyboard alone signs in (the key field has focus, Enter submits), focus
+    moves to the page's heading, and the page never scrolls sideways (tables scroll inside
+    their own focusable box)."""
+    org = await api.org("phone")
+    key = await api.writer(org)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, base_url=api.url)
+    try:
+        page = await context.new_page()
+        async with api.hooked(key, description="Phone feed"):
+            await page.goto("/console/")
+            await expect(page.get_by_label("API key")).to_be_focused()
+            await page.keyboard.type(key)
+            await page.keyboard.press("Enter")
+            heading = page.get_by_role("heading", name="Endpoints", exact=True)
+            await expect(heading).to_be_focused()
+            await expect(page.get_by_role("link", name="Phone feed")).to_be_visible()
+            overflow = "document.documentElement.scrollWidth - window.innerWidth"
+            assert await page.evaluate(overflow) <= 0
+            await page.keyboard.press("Tab")  # from the heading into the table's scroll box
+            await page.keyboard.press("Tab")
+            await expect(page.get_by_role("link", name="Phone feed")).to_be_focused()
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("heading", name="Phone feed")).to_be_focused()
+            assert await page.evaluate(overflow) <= 0
+    finally:
+        await context.close()
