@@ -28,6 +28,7 @@ from dispatcher.api.routes import (
     events,
     health,
     orgs,
+    portal,
     replays,
     webhooks,
 )
@@ -86,6 +87,6 @@ def create_app(context: ApiContext) -> web.Application:
     app[auth.RATE_LIMITER] = auth.RateLimiter(
         rate=float(context.settings.api_rate_limit), replicas=context.replicas
     )
-    for module in (health, webhooks, deliveries, replays, events, orgs, dead_letters):
+    for module in (health, webhooks, deliveries, replays, events, orgs, dead_letters, portal):
         module.register(app)
     return app

@@ -1,7 +1,8 @@
 """Housekeeping, every `housekeeping_interval` seconds: disable endpoints with no success
 for `WEBHOOKS_DISABLE_AFTER` while deliveries keep failing, purge what is older than
 `WEBHOOKS_RETENTION` (events without a pending delivery, dead letters, finished replay
-jobs; one replica at a time on PostgreSQL), and set the oldest-pending gauge. A store
+jobs; one replica at a time on PostgreSQL), forget expired portal sessions and unopened
+portal links, and set the oldest-pending gauge. A store
 outage skips a round.
 """
 
@@ -72,6 +73,7 @@ class Housekeeper:
                     "replay_jobs": purged.replay_jobs,
                 },
             )
+        await self._store.purge_portal_sessions(now=now)
         due = await self._store.next_due_at()
         self._metrics.oldest_pending_seconds.set(
             max((now - due).total_seconds(), 0.0) if due is not None else 0.0

@@ -310,6 +310,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
+                "0009_portal",
             ]
             assert await store.migrate() == []
 
@@ -327,6 +328,7 @@ class StoreContract:
                 "0005_retention",
                 "0006_replicas",
                 "0007_signature_scheme",
+                "0009_portal",
             ],
         ]
 
