@@ -146,22 +146,27 @@ def clear_cookie(response: web.StreamResponse, request: web.Request, settings: S
     set_cookie(response, request, settings, "", max_age=0)
 
 
+async def portal_origins(ctx: ApiContext, organization_id: str) -> tuple[str, ...]:
+    """The origins allowed to frame an organization's portal (none: it cannot be framed)."""
+    org = await ctx.store.get_organization(organization_id)
+    return () if org is None else org.portal_origins
+
+
 async def organization_ancestors(ctx: ApiContext, organization_id: str) -> str:
     """The frame-ancestors sources of an organization's portal: its origins, or 'none'."""
-    org = await ctx.store.get_organization(organization_id)
-    return frame_ancestors(() if org is None else org.portal_origins)
+    return frame_ancestors(await portal_origins(ctx, organization_id))
 
 
-async def frame_ancestors_for(request: web.Request) -> str:
-    """The sources of the `frame-ancestors` directive for a console response (the console's
-    CSP writes `frame-ancestors <this>`): the portal origins of the organization of a live
-    portal session cookie, else `'none'` (bearer-key console pages are never framed). Fails
-    closed: a store outage gives `'none'`."""
+async def frame_ancestors_for(request: web.Request) -> tuple[str, ...]:
+    """The origins allowed to frame a console response (its CSP says `frame-ancestors` and
+    these, or `'none'` when there are none): the portal origins of the organization of the
+    request's live portal session cookie; none for anything else (a console signed in with
+    an API key is never framed). Fails closed: a store outage gives none."""
     if "Authorization" in request.headers or COOKIE not in request.cookies:
-        return "'none'"
+        return ()
     ctx = request.app[CONTEXT]
     try:
         session = await cookie_session(request, ctx)
-        return await organization_ancestors(ctx, session.organization_id)
+        return await portal_origins(ctx, session.organization_id)
     except (ApiError, StoreUnavailableError):
-        return "'none'"
+        return ()
