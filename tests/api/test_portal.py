@@ -110,11 +110,13 @@ async def test_a_read_only_session_cannot_write(api: Api, portal: Browser) -> No
 
 
 async def test_a_link_works_once_and_then_shows_a_plain_page(api: Api, portal: Browser) -> None:
-    """The second opening of a link gets the 410 page: HTML under a strict CSP, no token in
-    it, no cookie, no stack trace."""
+    """A HEAD does not spend a link; its second opening gets the 410 page: HTML under a
+    strict CSP, no token in it, no cookie, no stack trace."""
     _, key = await admin(api)
     url = await portal.link(key, BOTH)
     token = url.rsplit("/", 1)[1]
+    async with portal.session.head(url.removeprefix(api.url)) as head:  # a link checker's
+        assert head.status == 405
     assert (await portal.open(url)).status == 303
     again = await portal.open(url)
     assert again.status == 410
