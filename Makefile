@@ -9,7 +9,11 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
+# The console's browser tests drive the system's chromium (Playwright never downloads one):
+# installed with apt when it is missing and apt is there (we are root on CI machines).
 $(STAMP): pyproject.toml verifier/pyproject.toml devtools/pyproject.toml
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		(apt-get update && apt-get install -y chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ./verifier -e ./devtools -e '.[dev]'

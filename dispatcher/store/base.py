@@ -321,6 +321,13 @@ class Store(Protocol):
 
     async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None: ...
 
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        """Jobs (of one organization, or every one's), newest first (by id); `after` is the
+        last id of the previous page."""
+        ...
+
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         """Queued and running jobs, oldest first (what a restarted service resumes)."""
         ...

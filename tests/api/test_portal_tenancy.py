@@ -191,3 +191,36 @@ async def test_the_portal_is_framed_only_by_its_organizations_origins(
     body = {"parentOrganizationId": None}
     moved = await api.call("PUT", f"/v1/organizations/{a}", platform, body)
     assert moved.body["portalOrigins"] == origins
+
+
+async def test_console_pages_are_framed_only_for_a_portal_session_of_a_listing_org(
+    api: Api, family: Family
+) -> None:
+    """The console page served to a portal session says frame-ancestors with its
+    organization's origins; served without a session, with an ended one, or with an API key
+    next to the cookie, it says 'none'."""
+    c2, admin = family.orgs["c2"], family.keys["c2_admin"]
+    origins = ["https://partner.example.com"]
+    patched = await api.call(
+        "PATCH", f"/v1/organizations/{c2}/portal", admin, {"portalOrigins": origins}
+    )
+    assert patched.status == 200, patched.body
+
+    async with browser(api) as portal:
+        signed = await portal.sign_in(admin, ["webhooks:read"])
+
+        async def policy(headers: dict[str, str]) -> str:
+            async with portal.session.get("/console/", headers=headers) as response:
+                assert response.status == 200
+                return response.headers["Content-Security-Policy"]
+
+        cookie = {"Cookie": f"lw_portal={signed.cookie}"}
+        framed = await policy(cookie)
+        with_key = await policy({**cookie, "Authorization": f"Bearer {admin}"})
+        anonymous = await policy({})
+        await portal.call("DELETE", "/v1/portal-sessions/current", signed)
+        ended = await policy(cookie)
+    assert framed.endswith("frame-ancestors https://partner.example.com")
+    assert "unsafe" not in framed
+    for other in (with_key, anonymous, ended):
+        assert other.endswith("frame-ancestors 'none'")

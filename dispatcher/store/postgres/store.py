@@ -362,19 +362,7 @@ class PostgresStore(PooledConnections, PortalMethods):
         now: datetime,
     ) -> tuple[ReplayJobRecord, bool]:
         filter_key = schema.replay_filter_key(filter)
-        row = (
-            job_id,
-            organization_id,
-            filter.endpoint_id,
-            filter_key,
-            filter.since,
-            filter.until,
-            schema.dump_scopes([s.value for s in filter.statuses]),
-            schema.dump_event_types(filter.types),
-            actor,
-            reason,
-            now,
-        )
+        row = replays.job_row(job_id, organization_id, filter, filter_key, actor, reason, now)
         work = partial(replays.create_replay_job, row=row, selection=filter, filter_key=filter_key)
         for attempt in range(3):  # a twin that finished mid-insert is retried
             try:
@@ -391,6 +379,12 @@ class PostgresStore(PooledConnections, PortalMethods):
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         return await self._run(replays.active_replay_jobs)
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        work = partial(replays.list_replay_jobs, org=organization_id, after=after, limit=limit)
+        return await self._run(work)
 
     async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
         work = partial(replays.advance_replay_job, job_id=job_id, limit=limit, now=now)

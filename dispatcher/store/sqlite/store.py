@@ -387,5 +387,10 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, PortalMethods)
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         return await replays.active_replay_jobs(self)
 
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        return await replays.list_replay_jobs(self, org=organization_id, after=after, limit=limit)
+
     async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
         return await replays.advance_replay_job(self, job_id, limit=limit, now=now)
