@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from dispatcher.core.envelope import decode_event
 from dispatcher.core.models import Event
-from tests.api.harness import PLACEHOLDER_URL, Api
+from tests.api.harness import PLACEHOLDER_URL, Api, eventually
 from tests.api.portal_harness import Browser, Signed, browser
 from tests.e2e.harness import catalog, envelope
 
@@ -224,3 +224,21 @@ async def test_console_pages_are_framed_only_for_a_portal_session_of_a_listing_o
     assert "unsafe" not in framed
     for other in (with_key, anonymous, ended):
         assert other.endswith("frame-ancestors 'none'")
+
+
+async def test_a_portal_replay_names_the_session_as_its_actor(api: Api, family: Family) -> None:
+    """A replay asked for in a portal session is recorded with the session's id (pss_…) as
+    its actor, so the history tells a partner's action from the platform's."""
+    path = family.fill("/v1/deliveries/{dlv_c1}")
+    async with browser(api) as portal:
+        me = (await portal.call("GET", "/v1/whoami", family.c1)).body["id"]
+
+        async def replayed() -> bool:  # 409 while an attempt is in flight: ask again
+            reply = await portal.call("POST", f"{path}/replay", family.c1, {"reason": "fixed"})
+            assert reply.status in (202, 409), reply.body
+            return reply.status == 202
+
+        assert await eventually(replayed)
+        detail = await portal.call("GET", path, family.c1)
+    assert me.startswith("pss_")
+    assert [(r["actor"], r["reason"]) for r in detail.body["replays"]] == [(me, "fixed")]
