@@ -29,6 +29,7 @@ from dispatcher.api.routes import (
     events,
     health,
     orgs,
+    portal,
     replays,
     webhooks,
 )
@@ -88,6 +89,7 @@ def create_app(context: ApiContext) -> web.Application:
         rate=float(context.settings.api_rate_limit), replicas=context.replicas
     )
     security.install(app)
-    for module in (health, webhooks, deliveries, replays, events, orgs, dead_letters, console):
+    modules = (health, webhooks, deliveries, replays, events, orgs, dead_letters, portal, console)
+    for module in modules:
         module.register(app)
     return app

@@ -25,6 +25,7 @@ from dispatcher.core.models import (
     Organization,
     WaitingReason,
 )
+from dispatcher.store.portal import PortalStore
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -40,7 +41,7 @@ from dispatcher.store.records import (
 )
 
 
-class Store(Protocol):
+class Store(PortalStore, Protocol):
     """Persistent state. Every method is one transaction; times are aware UTC datetimes."""
 
     async def __aenter__(self) -> Self: ...

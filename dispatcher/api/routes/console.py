@@ -19,6 +19,7 @@ from aiohttp import web
 
 from dispatcher.api.context import Handler
 from dispatcher.api.security import content_security_policy
+from dispatcher.api.sessions import frame_ancestors_for
 
 ROOT = Path(__file__).resolve().parents[1] / "console"
 PREFIX = "/console/"
@@ -52,8 +53,9 @@ def load_files(root: Path = ROOT) -> dict[str, StaticFile]:
 
 
 async def frame_ancestors(request: web.Request) -> Sequence[str]:
-    """The origins allowed to embed the console for this request (none by default)."""
-    return ()
+    """The origins allowed to embed the console for this request: for a portal session,
+    its organization's `portalOrigins`; none otherwise (sessions.frame_ancestors_for)."""
+    return await frame_ancestors_for(request)
 
 
 def _serve(file: StaticFile) -> Handler:

@@ -6,7 +6,7 @@ StoreUnavailableError, lost deadlock races are retried, integrity violations bec
 IntegrityViolationError), in a transaction where it needs one. The statements live beside
 it: hotpath.py (ingest, claim, complete), scheduling.py (release, suppress, next due, purge),
 reads.py (the API's reads), endpoints.py (organizations, endpoints, secrets, API keys),
-replays.py (replays and replay jobs) and migrate.py (the schema).
+replays.py (replays and jobs), portal.py (mixed in) and migrate.py (the schema).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dispatcher.store.postgres import endpoints, health, hotpath, reads, replays
 from dispatcher.store.postgres.connection import same
 from dispatcher.store.postgres.migrate import apply_migrations
 from dispatcher.store.postgres.pool import PooledConnections
+from dispatcher.store.postgres.portal import PortalMethods
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -49,7 +50,7 @@ from dispatcher.store.records import (
 from dispatcher.store.secretbox import SecretBox
 
 
-class PostgresStore(health.HealthMethods, PooledConnections):
+class PostgresStore(health.HealthMethods, PortalMethods, PooledConnections):
     """The Store on PostgreSQL, shared by every replica."""
 
     def __init__(

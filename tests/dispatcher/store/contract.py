@@ -311,6 +311,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0009_portal",
             ]
             assert await store.migrate() == []
 
@@ -329,6 +330,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0009_portal",
             ],
         ]
 

@@ -70,8 +70,9 @@ export async function api(method, path, options = {}) {
     return await send(method, path, { ...options, key: session.key, csrfToken: session.csrfToken });
   } catch (error) {
     if (error.status === 401) {
+      const portal = session && session.mode === 'portal';
       signOut();
-      window.dispatchEvent(new CustomEvent('console:signed-out', { detail: error.message }));
+      window.dispatchEvent(new CustomEvent('console:signed-out', { detail: { message: error.message, portal } }));
     }
     throw error;
   }
@@ -110,6 +111,16 @@ export async function resume() {
 export function signOut() {
   sessionStorage.removeItem(KEY);
   session = null;
+}
+
+// A portal session ends on the server too (its cookie is HttpOnly: only the server can
+// forget it).
+export async function endPortalSession() {
+  try {
+    await api('DELETE', '/v1/portal-sessions/current');
+  } finally {
+    session = null;
+  }
 }
 
 // What the signed-in principal may do, from its kind and scopes.

@@ -1,7 +1,7 @@
 // The console's entry point: sign-in, the navigation, and hash routing (#/endpoints/ep_…),
 // so every page has a link that works when opened directly or reloaded.
 
-import { abilities, current, resume, signIn, signOut } from './api.js';
+import { abilities, current, endPortalSession, resume, signIn, signOut } from './api.js';
 import { field, h, route } from './dom.js';
 import { alive, announce, fail, nextPage } from './ui.js';
 import { deliveryPage } from './pages/delivery.js';
@@ -48,6 +48,8 @@ function whoItems(session) {
   const items = [h('span', {}, name)];
   if (session.mode === 'key') {
     items.push(h('button', { type: 'button', onclick: () => { signOut(); showSignIn(); } }, 'Sign out'));
+  } else {
+    items.push(h('button', { type: 'button', onclick: () => endPortalSession().then(showEnded, fail) }, 'End session'));
   }
   return items;
 }
@@ -85,6 +87,19 @@ async function render() {
   }
 }
 
+// A portal session that ended (signed out or expired): the partner opens the portal again
+// from their own dashboard; there is no key to sign in with.
+function showEnded(message) {
+  nextPage();
+  document.getElementById('nav').replaceChildren();
+  document.getElementById('who').replaceChildren();
+  document.title = 'Session ended · Layers Webhooks';
+  main.replaceChildren(h('section', { class: 'panel signin' },
+    h('h1', { tabindex: '-1' }, 'Your session has ended'),
+    h('p', {}, message || 'Open the webhooks portal again from the dashboard that showed it.')));
+  main.querySelector('h1').focus();
+}
+
 function showSignIn(message) {
   nextPage();
   document.getElementById('nav').replaceChildren();
@@ -117,7 +132,11 @@ function showSignIn(message) {
 }
 
 window.addEventListener('hashchange', () => { render(); });
-window.addEventListener('console:signed-out', (event) => showSignIn(`Signed out: ${event.detail}`));
+window.addEventListener('console:signed-out', (event) => {
+  const { message, portal } = event.detail;
+  if (portal) showEnded(`The portal session is no longer valid (${message}). Open the portal again from the dashboard that showed it.`);
+  else showSignIn(`Signed out: ${message}`);
+});
 
 resume()
   .then(() => render())
