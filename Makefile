@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test check lint format bench chaos demo dev clean
+.PHONY: install test check lint format bench chaos demo dev screenshots clean
 
 install: $(STAMP)
 
@@ -45,6 +45,9 @@ demo: $(STAMP)
 
 dev: $(STAMP)
 	$(PY) -m dispatcher dev
+
+screenshots: $(STAMP)
+	$(PY) -m devtools.screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

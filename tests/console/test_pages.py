@@ -80,10 +80,17 @@ async def test_on_call_finds_the_failing_endpoint_sees_why_and_replays_until_it_
         await expect(listed.first).to_contain_text("failing ×6")
         await page.get_by_role("link", name="Orders feed").click()
         await expect(page.get_by_role("heading", name="Orders feed")).to_be_visible()
-        chart = page.get_by_role("img", name=re.compile("attempts in the last 24 hours"))
+        chart = page.get_by_role("img", name=re.compile("attempts in the last 24 h"))
         await expect(chart).to_have_attribute(
-            "aria-label", "6 attempts in the last 24 hours: 0 succeeded, 6 failed."
+            "aria-label", "6 attempts in the last 24 h: 0 succeeded, 6 failed."
         )
+        await page.get_by_role("button", name="1 h").click()
+        await expect(page.get_by_role("button", name="1 h")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        await expect(
+            page.get_by_role("img", name=re.compile("attempts in the last 1 h"))
+        ).to_be_visible()
         rows = table(tab, "Deliveries").locator("tbody tr")
         await expect(rows).to_have_count(3)
         await expect(table(tab, "Deliveries").get_by_text("retry_scheduled")).to_have_count(3)

@@ -28,11 +28,11 @@ function line(points, cls) {
   return svg('polyline', { class: cls, points: drawn.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ') });
 }
 
-export function drawChart(stats) {
+export function drawChart(stats, range = '24 h') {
   const buckets = stats.buckets || [];
   const total = (b) => b.succeeded + b.failed;
   const attempts = buckets.reduce((n, b) => n + total(b), 0);
-  if (attempts === 0) return h('p', { class: 'muted' }, 'No attempts in the last 24 hours.');
+  if (attempts === 0) return h('p', { class: 'muted' }, `No attempts in the last ${range}.`);
   const succeeded = buckets.reduce((n, b) => n + b.succeeded, 0);
   const countMax = niceMax(Math.max(...buckets.map(total)));
   const latencyMax = niceMax(Math.max(1, ...buckets.map((b) => b.latencyP99Ms || b.latencyP50Ms || 0)));
@@ -52,7 +52,7 @@ export function drawChart(stats) {
   const labels = [0, Math.floor(buckets.length / 2), buckets.length - 1]
     .filter((i, n, all) => all.indexOf(i) === n)
     .map((i) => svg('text', { x: centre(i), y: H - 8, 'text-anchor': 'middle' }, clock(buckets[i].start)));
-  const described = `${attempts} attempts in the last 24 hours: ${succeeded} succeeded, ${attempts - succeeded} failed.`;
+  const described = `${attempts} attempts in the last ${range}: ${succeeded} succeeded, ${attempts - succeeded} failed.`;
   const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': described },
     svg('line', { class: 'axis', x1: PAD.left, x2: W - PAD.right, y1: PAD.top + plotH, y2: PAD.top + plotH }),
     svg('text', { x: PAD.left - 6, y: PAD.top + 8, 'text-anchor': 'end' }, String(countMax)),

@@ -52,11 +52,11 @@ export function table(columns, rows, { empty = 'Nothing here.', label } = {}) {
   if (!rows.length) return h('p', { class: 'muted' }, empty);
   const head = h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : null }, c.title)));
   const body = rows.map((row) =>
-    h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : c.wrap ? 'wrap' : null }, c.cell(row)))),
+    h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : c.wrap ? 'wrap' : c.nowrap ? 'nowrap' : null, 'data-label': c.title }, h('div', {}, c.cell(row))))),
   );
   // A focusable scroll box (keyboard users can scroll a wide table at phone width).
   return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': `${label || 'Table'} (scrolls)` },
-    h('table', { 'aria-label': label || null }, h('thead', {}, head), h('tbody', {}, body)));
+    h('table', { class: 'stack', 'aria-label': label || null }, h('thead', {}, head), h('tbody', {}, body)));
 }
 
 // A labelled form control: the label names the control (its `for` is the control's id).

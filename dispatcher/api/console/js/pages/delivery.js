@@ -28,7 +28,7 @@ function waiting(delivery) {
 function attemptColumns() {
   return [
     { title: '#', cell: (a) => String(a.attempt), num: true },
-    { title: 'Started', cell: (a) => when(a.startedAt) },
+    { title: 'Started', cell: (a) => when(a.startedAt), nowrap: true },
     { title: 'Outcome', cell: (a) => statusBadge(a.succeeded ? 'succeeded' : 'failed') },
     { title: 'HTTP status', cell: (a) => count(a.statusCode), num: true },
     { title: 'Failure kind', cell: (a) => a.failureKind || DASH },
@@ -40,7 +40,7 @@ function attemptColumns() {
 
 function replayColumns() {
   return [
-    { title: 'At', cell: (r) => when(r.at) },
+    { title: 'At', cell: (r) => when(r.at), nowrap: true },
     { title: 'By (key)', cell: (r) => h('span', { class: 'mono' }, r.actor) },
     { title: 'Reason', cell: (r) => r.reason || DASH, wrap: true },
     { title: 'Bulk job', cell: (r) => r.replayJobId || DASH },

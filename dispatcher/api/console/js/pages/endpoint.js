@@ -46,16 +46,26 @@ function healthFacts(health) {
   ]);
 }
 
+const RANGES = [['1 h', 1], ['6 h', 6], ['24 h', 24], ['7 d', 168]];
+
+// The chart over a range the user picks (the stats route chooses the bucket width).
 async function chartPanel(id) {
-  const until = new Date();
-  const since = new Date(until.getTime() - 24 * HOUR);
+  const area = h('div', { 'aria-live': 'polite' });
+  const buttons = RANGES.map(([text, hours]) => h('button', { type: 'button', 'aria-pressed': 'false', onclick: () => show(hours) }, text));
   const iso = (d) => d.toISOString().replace(/\.\d+Z$/, 'Z');
-  try {
-    const stats = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}/stats`, { query: { since: iso(since), until: iso(until) } });
-    return drawChart(stats);
-  } catch (error) {
-    return h('p', { class: 'muted' }, `No chart: ${error.message}`);
+  async function show(hours) {
+    RANGES.forEach(([, value], i) => buttons[i].setAttribute('aria-pressed', String(value === hours)));
+    const until = new Date();
+    const since = new Date(until.getTime() - hours * HOUR);
+    try {
+      const stats = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}/stats`, { query: { since: iso(since), until: iso(until) } });
+      area.replaceChildren(drawChart(stats, RANGES.find(([, value]) => value === hours)[0]));
+    } catch (error) {
+      area.replaceChildren(h('p', { class: 'muted' }, `No chart: ${error.message}`));
+    }
   }
+  await show(24);
+  return h('div', {}, h('div', { class: 'row', role: 'group', 'aria-label': 'Chart range' }, buttons), area);
 }
 
 function deliveryColumns() {
@@ -65,9 +75,9 @@ function deliveryColumns() {
     { title: 'Status', cell: (d) => statusBadge(d.status) },
     { title: 'Attempts', cell: (d) => String(d.attemptCount), num: true },
     { title: 'Waiting because', cell: (d) => d.waitingReason || DASH },
-    { title: 'Next attempt', cell: (d) => (d.status === 'pending' ? when(d.nextAttemptAt) : DASH) },
+    { title: 'Next attempt', cell: (d) => (d.status === 'pending' ? when(d.nextAttemptAt) : DASH), nowrap: true },
     { title: 'Last HTTP status', cell: (d) => count(d.lastStatusCode), num: true },
-    { title: 'Created', cell: (d) => when(d.createdAt) },
+    { title: 'Created', cell: (d) => when(d.createdAt), nowrap: true },
   ];
 }
 
@@ -151,7 +161,7 @@ export async function endpointPage(page, id) {
       h('div', { class: 'panel', 'aria-labelledby': 'about-title' }, h('h2', { id: 'about-title' }, 'Endpoint'), about),
       h('div', { class: 'panel', 'aria-labelledby': 'health-title' }, h('h2', { id: 'health-title' }, 'Health'), healthBox)),
     h('section', { class: 'chart', 'aria-labelledby': 'chart-title' },
-      h('h2', { id: 'chart-title' }, 'Attempts, last 24 hours'), await chartPanel(endpoint.id)),
+      h('h2', { id: 'chart-title' }, 'Attempts over time'), await chartPanel(endpoint.id)),
     actions.length ? h('section', { 'aria-labelledby': 'actions-title' },
       h('h2', { id: 'actions-title' }, 'Actions'), h('div', { class: 'grid' }, actions)) : '',
     deliveries.section);

@@ -29,6 +29,8 @@ export function healthBadge(endpoint) {
   if (health.breaker === 'open') return badge('breaker open', 'bad');
   if (health.breaker === 'half_open') return badge('probing', 'warn');
   if ((health.consecutiveFailures || 0) > 0) return badge(`failing ×${health.consecutiveFailures}`, 'bad');
+  if (health.successRate1h !== null && health.successRate1h < 1) return badge('degraded', 'warn');
+  if (health.successRate1h === null && health.successRate24h === null) return badge('no traffic', 'idle');
   return badge('healthy', 'ok');
 }
 
@@ -49,7 +51,7 @@ export function endpointColumns({ withOrg = false } = {}) {
     { title: 'Breaker', cell: (e) => health('breaker')(e) || DASH },
     { title: 'Pending', cell: (e) => count(health('pending')(e)), num: true },
     { title: 'Failed', cell: (e) => count(health('failed')(e)), num: true },
-    { title: 'Last failure', cell: (e) => when(health('lastFailureAt')(e)) },
+    { title: 'Last failure', cell: (e) => when(health('lastFailureAt')(e)), nowrap: true },
   ].filter(Boolean);
 }
 

@@ -3,7 +3,7 @@
 // organization's own otherwise).
 
 import { api } from '../api.js';
-import { DASH, action, count, facts, h, link, statusBadge, table, when } from '../dom.js';
+import { DASH, action, badge, count, facts, h, link, table, when } from '../dom.js';
 import { announce, fail } from '../ui.js';
 
 const enc = encodeURIComponent;
@@ -42,8 +42,8 @@ export async function deadLettersPage() {
     { title: 'Detail', cell: (d) => d.detail || DASH, wrap: true },
     { title: 'Where', cell: (d) => `${d.topic} [${d.partition}] @ ${d.offset}` },
     { title: 'Size', cell: (d) => count(d.size), num: true },
-    { title: 'Received', cell: (d) => when(d.receivedAt) },
-    { title: 'Retried', cell: (d) => when(d.retriedAt) },
+    { title: 'Received', cell: (d) => when(d.receivedAt), nowrap: true },
+    { title: 'Retried', cell: (d) => when(d.retriedAt), nowrap: true },
   ];
   return h('section', {}, h('h1', {}, 'Dead letters'),
     h('p', { class: 'muted' }, 'Records that could not become events, newest first.'),
@@ -91,13 +91,13 @@ export async function deadLetterPage(page, id) {
 export async function replaysPage() {
   const columns = [
     { title: 'Job', cell: (j) => h('span', { class: 'mono' }, j.id) },
-    { title: 'Status', cell: (j) => statusBadge(j.status === 'succeeded' ? 'succeeded' : 'pending') },
+    { title: 'Status', cell: (j) => badge(j.status, j.status === 'succeeded' ? 'ok' : 'warn') },
     { title: 'Progress', cell: (j) => `${j.done} of ${j.total}`, num: true },
     { title: 'Endpoint', cell: (j) => link(j.endpointId, 'endpoints', j.endpointId) },
     { title: 'Organization', cell: (j) => j.organizationId },
     { title: 'Statuses', cell: (j) => j.statuses.join(', ') },
     { title: 'Reason', cell: (j) => j.reason || DASH, wrap: true },
-    { title: 'Created', cell: (j) => when(j.createdAt) },
+    { title: 'Created', cell: (j) => when(j.createdAt), nowrap: true },
   ];
   return h('section', {}, h('h1', {}, 'Replay jobs'),
     h('p', { class: 'muted' }, 'Bulk replays, newest first.'),
