@@ -167,7 +167,6 @@ async def _pages(url: str, keys: tuple[str, str], ids: dict[str, str], out: Path
 
 
 async def run(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as state:
         env = embedded_environ({}, Path(state))
         env.update(
@@ -196,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.screenshots", description=__doc__)
     parser.add_argument("--out", type=Path, default=OUT, help="where the PNGs go")
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     asyncio.run(run(args.out))
     return 0
 
