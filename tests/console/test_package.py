@@ -44,15 +44,24 @@ def test_no_inline_script_style_or_markup_parsing() -> None:
 
 
 def test_the_wheel_ships_every_console_file() -> None:
-    """pyproject's package data for dispatcher.api covers every file under its console/
-    folder, so the wheel and the Docker image (built from it) serve the same console."""
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["dispatcher.api"]
-    package = ROOT.parent
-    files = [p.relative_to(package).as_posix() for p in ROOT.rglob("*") if p.is_file()]
+    """Every file under dispatcher/api/console/ is in a declared package's package data, so
+    the wheel and the Docker image (built from it) serve the same console as a checkout."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    data = setuptools["package-data"]
+    files = [p for p in ROOT.rglob("*") if p.is_file()]
     assert files
-    missing = [f for f in files if not any(fnmatch(f, pattern) for pattern in patterns)]
+    missing = []
+    for path in files:
+        package = ".".join(path.parent.relative_to(REPO).parts)
+        shipped = package in setuptools["packages"] and any(
+            fnmatch(path.name, pattern) for pattern in data.get(package, [])
+        )
+        if not shipped:
+            missing.append(str(path.relative_to(REPO)))
     assert missing == []
     # ...and everything shipped is served.
-    served = {"console/" + (name or "index.html") for name in load_files()}
-    assert served == set(files)
+    served = {
+        "" if p.relative_to(ROOT).as_posix() == "index.html" else p.relative_to(ROOT).as_posix()
+        for p in files
+    }
+    assert served == set(load_files())
