@@ -27,12 +27,13 @@ from dispatcher.core.models import AttemptResult, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.health import (
     ADD_ON_CONFLICT,
+    DAY_SUMS,
     FAILING,
+    HOUR_SUMS,
     LATENCY_COLUMNS,
     STATS_SUMS,
     health_from_rows,
     stats_from_rows,
-    window_sums,
 )
 from dispatcher.store.postgres.connection import count, same
 
@@ -125,10 +126,12 @@ async def endpoint_health(
 ) -> dict[str, EndpointHealth]:
     hour, day = windows(now)
     rows = await conn.fetch(_ENDPOINT_HEALTH, endpoint_ids)
-    sums = {
-        row["endpoint_id"]: row for row in await conn.fetch(_WINDOW_SUMS, endpoint_ids, hour, day)
+    days = {row[0]: row for row in await conn.fetch(_DAY_SUMS, endpoint_ids, day)}
+    hours = {row[0]: row for row in await conn.fetch(_HOUR_SUMS, endpoint_ids, hour)}
+    return {
+        row["id"]: health_from_rows(row, days.get(row["id"]), hours.get(row["id"]), same)
+        for row in rows
     }
-    return {row["id"]: health_from_rows(row, sums.get(row["id"]), same) for row in rows}
 
 
 async def endpoint_stats(
@@ -203,11 +206,14 @@ _ENDPOINT_HEALTH = """
     FROM endpoints AS e WHERE e.id = ANY($1::text[])
 """
 
-_WINDOW_SUMS = f"""
-    SELECT {window_sums("$2")} FROM endpoint_health
-    WHERE endpoint_id = ANY($1::text[]) AND bucket_start >= $3
+_DAY_SUMS, _HOUR_SUMS = (
+    f"""
+    SELECT {columns} FROM endpoint_health
+    WHERE endpoint_id = ANY($1::text[]) AND bucket_start >= $2
     GROUP BY endpoint_id
-"""  # noqa: S608 - constant text
+    """  # noqa: S608 - constant text
+    for columns in (DAY_SUMS, HOUR_SUMS)
+)
 
 _STATS = f"""
     SELECT bucket_start, {STATS_SUMS} FROM endpoint_health
