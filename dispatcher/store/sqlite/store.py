@@ -294,7 +294,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthM
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -304,7 +304,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthM
         return await reads.list_deliveries(
             self,
             endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,
