@@ -248,9 +248,8 @@ class Scheduler:
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
 
     def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
-        before = lane.breaker.state
-        self._count_breaker(*finish(lane, succeeded=succeeded, now=time.monotonic()))
-        self.recorder.breaker(lane.endpoint_id, before, lane.breaker, self._clock())
+        self._count_breaker(*(moved := finish(lane, succeeded=succeeded, now=time.monotonic())))
+        self.recorder.breaker(lane.endpoint_id, moved[0], lane.breaker, self._clock())
         self._in_flight -= 1
         # Lanes already waiting for a global slot go first (round robin), so the lanes
         # holding slots cannot keep them while others starve.
@@ -319,9 +318,10 @@ class Scheduler:
     def _record(
         self, claim: Claim, started_at: datetime, outcome: AttemptOutcome
     ) -> DisabledReason | None:
-        attempt = claim.attempts + 1
+        attempt = claim.attempt
         now = self._clock()
-        step = next_step(self._config.policy, outcome, attempt, now, self._rng)
+        # The ladder restarts at a replay; the attempt number does not.
+        step = next_step(self._config.policy, outcome, claim.ladder_position, now, self._rng)
         self.recorder.result(
             AttemptResult(
                 delivery_id=claim.delivery_id,
@@ -352,7 +352,7 @@ class Scheduler:
                 "next_status": step.status.value,
             },
         )
-        if outcome.failure is not None and attempt == 1:
+        if outcome.failure is not None and claim.ladder_position == 1:
             log.info(
                 "delivery attempt failed",
                 extra={

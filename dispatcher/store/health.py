@@ -27,38 +27,36 @@ ADD_ON_CONFLICT = "ON CONFLICT (endpoint_id, bucket_start, writer) DO UPDATE SET
 )
 
 
-def window_sums(hour: str) -> str:
-    """The select list of a health read's bucket sums: the day's successes and failures,
-    and the hour's (`hour`: the placeholder of the hour window's first bucket) with its
-    latency bins."""
-    in_hour = f"CASE WHEN bucket_start >= {hour} THEN {{}} ELSE 0 END"
-    return ", ".join(
-        [
-            "endpoint_id",
-            "sum(succeeded) AS succeeded_24h",
-            "sum(failed) AS failed_24h",
-            f"sum({in_hour.format('succeeded')}) AS succeeded_1h",
-            f"sum({in_hour.format('failed')}) AS failed_1h",
-            *(f"sum({in_hour.format(c)}) AS {c}" for c in LATENCY_COLUMNS),
-        ]
-    )
+# A health read's sums: the day's successes and failures (two columns of up to 289 buckets
+# per writer), and the hour's with its latency bins (13 buckets per writer).
+DAY_SUMS = "endpoint_id, sum(succeeded) AS succeeded_24h, sum(failed) AS failed_24h"
+HOUR_SUMS = ", ".join(
+    [
+        "endpoint_id",
+        "sum(succeeded) AS succeeded_1h",
+        "sum(failed) AS failed_1h",
+        *(f"sum({c}) AS {c}" for c in LATENCY_COLUMNS),
+    ]
+)
 
 
 STATS_SUMS = ", ".join(f"sum({c}) AS {c}" for c in ("succeeded", "failed", *LATENCY_COLUMNS))
 
 
-def health_from_rows(endpoint: Row, sums: Row | None, when: When) -> EndpointHealth:
+def health_from_rows(
+    endpoint: Row, day: Row | None, hour: Row | None, when: When
+) -> EndpointHealth:
     """An endpoint's health from its row (with `pending` and `failed` counts) and its
-    window sums (None: no attempt in the last day)."""
+    window sums (None: no attempt in that window)."""
     breaker = BreakerState(endpoint["breaker"])
     probe = endpoint["breaker_probe_at"]
     return EndpointHealth(
-        succeeded_1h=0 if sums is None else int(sums["succeeded_1h"]),
-        failed_1h=0 if sums is None else int(sums["failed_1h"]),
-        succeeded_24h=0 if sums is None else int(sums["succeeded_24h"]),
-        failed_24h=0 if sums is None else int(sums["failed_24h"]),
+        succeeded_1h=0 if hour is None else int(hour["succeeded_1h"]),
+        failed_1h=0 if hour is None else int(hour["failed_1h"]),
+        succeeded_24h=0 if day is None else int(day["succeeded_24h"]),
+        failed_24h=0 if day is None else int(day["failed_24h"]),
         latency_1h=(
-            (0,) * LATENCY_BINS if sums is None else tuple(int(sums[c]) for c in LATENCY_COLUMNS)
+            (0,) * LATENCY_BINS if hour is None else tuple(int(hour[c]) for c in LATENCY_COLUMNS)
         ),
         last_success_at=_maybe(when, endpoint["last_success_at"]),
         last_failure_at=_maybe(when, endpoint["last_failure_at"]),

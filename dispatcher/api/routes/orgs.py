@@ -84,7 +84,10 @@ async def list_organizations(request: web.Request, principal: Principal) -> web.
         raise ApiError("FORBIDDEN", "this route needs the ops:read or platform:orgs scope")
     query = Query(request.query)
     limit = query.limit()
-    found = await context(request).store.list_organizations(after=query.after(), limit=limit + 1)
+    after = query.string("after")
+    if after is not None and not ORG_ID.match(after):
+        raise invalid("after: not a cursor returned by this API (a previous nextCursor)")
+    found = await context(request).store.list_organizations(after=after, limit=limit + 1)
     return json_response(page(found, limit, views.organization, lambda org: org.id))
 
 

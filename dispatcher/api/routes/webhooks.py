@@ -134,7 +134,7 @@ async def list_webhooks(request: web.Request, principal: Principal) -> web.Respo
     ctx = context(request)
     query = Query(request.query)
     limit = query.limit()
-    after = query.after()
+    after = query.after("ep")
     if query.choice("health", HealthFilter) is HealthFilter.FAILING:
         org = principal.organization_id
         found = await ctx.store.failing_endpoints(org, after=after, limit=limit + 1)

@@ -1,6 +1,6 @@
 """Endpoint health on the PostgreSQL backend (dispatcher.core.health): `record`, which the
-complete path runs inside its transaction — one multi-row upsert adding a batch's attempts to
-the rollup buckets, one update of the endpoints whose run of failures (or reported breaker)
+complete path runs inside its transaction — one statement adding a batch's attempts to the
+rollup buckets and updating the endpoints whose run of failures (or reported breaker)
 changes — and the statements behind `PostgresStore`'s health methods (breaker transitions,
 health reads, chart buckets, failing endpoints, the buckets' purge).
 
@@ -27,12 +27,13 @@ from dispatcher.core.models import AttemptResult, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.health import (
     ADD_ON_CONFLICT,
+    DAY_SUMS,
     FAILING,
+    HOUR_SUMS,
     LATENCY_COLUMNS,
     STATS_SUMS,
     health_from_rows,
     stats_from_rows,
-    window_sums,
 )
 from dispatcher.store.postgres.connection import count, same
 
@@ -44,28 +45,25 @@ T = TypeVar("T")
 
 async def record(conn: Conn, results: Sequence[AttemptResult]) -> None:
     """Run inside `complete`'s transaction, after the endpoint clocks (endpoints are locked
-    in id order there and here, then bucket rows, then deliveries)."""
+    in id order there and here, then deliveries): one statement, one round trip."""
     increments = rollup(results)
-    if increments:
-        latency = [[i.latency[b] for i in increments] for b in range(len(LATENCY_COLUMNS))]
-        await conn.execute(
-            _ADD_TO_BUCKETS,
-            [i.endpoint_id for i in increments],
-            [i.bucket_start for i in increments],
-            [i.writer for i in increments],
-            [i.succeeded for i in increments],
-            [i.failed for i in increments],
-            *latency,
-        )
     found = streaks(results)
-    if found:
-        await conn.execute(
-            _UPDATE_STREAKS,
-            [s.endpoint_id for s in found],
-            [s.last_success for s in found],
-            [s.last_failure for s in found],
-            [s.trailing_failures for s in found],
-        )
+    if not increments:
+        return
+    latency = [[i.latency[b] for i in increments] for b in range(len(LATENCY_COLUMNS))]
+    await conn.execute(
+        _RECORD,
+        [i.endpoint_id for i in increments],
+        [i.bucket_start for i in increments],
+        [i.writer for i in increments],
+        [i.succeeded for i in increments],
+        [i.failed for i in increments],
+        *latency,
+        [s.endpoint_id for s in found],
+        [s.last_success for s in found],
+        [s.last_failure for s in found],
+        [s.trailing_failures for s in found],
+    )
 
 
 class _Runner(Protocol):
@@ -125,10 +123,12 @@ async def endpoint_health(
 ) -> dict[str, EndpointHealth]:
     hour, day = windows(now)
     rows = await conn.fetch(_ENDPOINT_HEALTH, endpoint_ids)
-    sums = {
-        row["endpoint_id"]: row for row in await conn.fetch(_WINDOW_SUMS, endpoint_ids, hour, day)
+    days = {row[0]: row for row in await conn.fetch(_DAY_SUMS, endpoint_ids, day)}
+    hours = {row[0]: row for row in await conn.fetch(_HOUR_SUMS, endpoint_ids, hour)}
+    return {
+        row["id"]: health_from_rows(row, days.get(row["id"]), hours.get(row["id"]), same)
+        for row in rows
     }
-    return {row["id"]: health_from_rows(row, sums.get(row["id"]), same) for row in rows}
 
 
 async def endpoint_stats(
@@ -149,21 +149,23 @@ async def purge_health(conn: Conn, *, before: datetime) -> int:
 
 
 _LATENCY_ARRAYS = ", ".join(f"${6 + b}::int[]" for b in range(len(LATENCY_COLUMNS)))
+_STREAK = 6 + len(LATENCY_COLUMNS)  # the first of the runs' four arrays
 
-_ADD_TO_BUCKETS = f"""
-    INSERT INTO endpoint_health (endpoint_id, bucket_start, writer, succeeded, failed,
-        {", ".join(LATENCY_COLUMNS)})
-    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::int[],
-                         {_LATENCY_ARRAYS})
-    {ADD_ON_CONFLICT}
-"""  # noqa: S608 - constant text
-
-# A batch with a success restarts the run at its failures after that success — unless a
-# failure later than that success is already recorded (another replica's), which keeps the
-# run going. A success after the breaker's last reported transition reports it closed. A
-# healthy endpoint (no failure in the batch, no run, breaker closed) is neither written nor
-# locked, so a hot healthy endpoint does not serialise replicas.
-_UPDATE_STREAKS = """
+# The buckets' upsert runs as a data-modifying WITH (executed in full though unread) beside
+# the runs' update. A batch with a success restarts an endpoint's run at its failures after
+# that success — unless a failure later than that success is already recorded (another
+# replica's), which keeps the run going. A success after the breaker's last reported
+# transition reports it closed. A healthy endpoint (no failure in the batch, no run, breaker
+# closed) is neither written nor locked, so a hot healthy endpoint does not serialise
+# replicas.
+_RECORD = f"""
+    WITH buckets AS (
+        INSERT INTO endpoint_health (endpoint_id, bucket_start, writer, succeeded, failed,
+            {", ".join(LATENCY_COLUMNS)})
+        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::int[],
+                             {_LATENCY_ARRAYS})
+        {ADD_ON_CONFLICT}
+    )
     UPDATE endpoints AS e SET
         consecutive_failures = CASE
             WHEN c.ok IS NULL OR c.ok < e.last_failure_at
@@ -175,11 +177,11 @@ _UPDATE_STREAKS = """
             THEN NULL ELSE e.breaker_probe_at END,
         breaker_changed_at = CASE WHEN e.breaker <> 'closed' AND c.ok > e.breaker_changed_at
             THEN c.ok ELSE e.breaker_changed_at END
-    FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[])
-        AS c (id, ok, fail, run)
+    FROM unnest(${_STREAK}::text[], ${_STREAK + 1}::timestamptz[],
+                ${_STREAK + 2}::timestamptz[], ${_STREAK + 3}::int[]) AS c (id, ok, fail, run)
     WHERE e.id = c.id
       AND (c.fail IS NOT NULL OR e.consecutive_failures > 0 OR e.breaker <> 'closed')
-"""
+"""  # noqa: S608 - constant text
 
 # The latest transition wins (a late write of an older one changes nothing).
 _RECORD_BREAKERS = """
@@ -203,11 +205,14 @@ _ENDPOINT_HEALTH = """
     FROM endpoints AS e WHERE e.id = ANY($1::text[])
 """
 
-_WINDOW_SUMS = f"""
-    SELECT {window_sums("$2")} FROM endpoint_health
-    WHERE endpoint_id = ANY($1::text[]) AND bucket_start >= $3
+_DAY_SUMS, _HOUR_SUMS = (
+    f"""
+    SELECT {columns} FROM endpoint_health
+    WHERE endpoint_id = ANY($1::text[]) AND bucket_start >= $2
     GROUP BY endpoint_id
-"""  # noqa: S608 - constant text
+    """  # noqa: S608 - constant text
+    for columns in (DAY_SUMS, HOUR_SUMS)
+)
 
 _STATS = f"""
     SELECT bucket_start, {STATS_SUMS} FROM endpoint_health

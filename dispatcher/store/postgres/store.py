@@ -260,7 +260,7 @@ class PostgresStore(health.HealthMethods, PortalMethods, PooledConnections):
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -270,7 +270,7 @@ class PostgresStore(health.HealthMethods, PortalMethods, PooledConnections):
         work = partial(
             reads.list_deliveries,
             endpoint_id=endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,

@@ -23,12 +23,13 @@ from dispatcher.core.models import AttemptResult, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.health import (
     ADD_ON_CONFLICT,
+    DAY_SUMS,
     FAILING,
+    HOUR_SUMS,
     LATENCY_COLUMNS,
     STATS_SUMS,
     health_from_rows,
     stats_from_rows,
-    window_sums,
 )
 from dispatcher.store.sqlite.encoding import dt, json_list, maybe_us, us
 from dispatcher.store.sqlite.transactions import Runner
@@ -80,11 +81,12 @@ class HealthMethods:
 
         db = cast(Runner, self)
         rows = await db._all(_ENDPOINT_HEALTH, (ids,))
-        sums = {
-            row["endpoint_id"]: row
-            for row in await db._all(_WINDOW_SUMS, {"ids": ids, "hour": us(hour), "day": us(day)})
+        days = {row[0]: row for row in await db._all(_DAY_SUMS, (ids, us(day)))}
+        hours = {row[0]: row for row in await db._all(_HOUR_SUMS, (ids, us(hour)))}
+        return {
+            row["id"]: health_from_rows(row, days.get(row["id"]), hours.get(row["id"]), dt)
+            for row in rows
         }
-        return {row["id"]: health_from_rows(row, sums.get(row["id"]), dt) for row in rows}
 
     async def endpoint_stats(
         self, endpoint_id: str, *, since: datetime, until: datetime
@@ -149,11 +151,14 @@ _ENDPOINT_HEALTH = """
     FROM endpoints AS e WHERE e.id IN (SELECT value FROM json_each(?))
 """
 
-_WINDOW_SUMS = f"""
-    SELECT {window_sums(":hour")} FROM endpoint_health
-    WHERE endpoint_id IN (SELECT value FROM json_each(:ids)) AND bucket_start >= :day
+_DAY_SUMS, _HOUR_SUMS = (
+    f"""
+    SELECT {columns} FROM endpoint_health
+    WHERE endpoint_id IN (SELECT value FROM json_each(?)) AND bucket_start >= ?
     GROUP BY endpoint_id
-"""  # noqa: S608 - constant text
+    """  # noqa: S608 - constant text
+    for columns in (DAY_SUMS, HOUR_SUMS)
+)
 
 _STATS = f"""
     SELECT bucket_start, {STATS_SUMS} FROM endpoint_health

@@ -296,7 +296,7 @@ class SQLiteStore(
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -306,7 +306,7 @@ class SQLiteStore(
         return await reads.list_deliveries(
             self,
             endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,
