@@ -14,8 +14,6 @@ failed. It exits by itself and leaves nothing running.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import random
 import statistics
 import sys
@@ -31,43 +29,31 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from devtools import receivers
+from devtools import devstate, receivers
 from devtools.broker import EmbeddedBroker
 from devtools.receivers import Receiver
-from dispatcher.clock import new_id, random_bytes
+from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.models import DeliveryStatus, Endpoint, EndpointScope, Organization
-from dispatcher.core.scopes import (
-    KEY_ENTROPY_BYTES,
-    OPERATOR_SCOPES,
-    ORG_SCOPES,
-    hash_key,
-    new_api_key,
-)
 from dispatcher.service import Running, Service
 from dispatcher.settings import Settings
 from dispatcher.store import Store
 from dispatcher.store.secretbox import new_endpoint_secret
 
-STATE_DIR = Path(".webhooks-dev")
+STATE_DIR = devstate.STATE_DIR
 DEMO_LADDER = "500ms,1s,1s,2s,2s,3s,3s"  # 8 attempts in about 12.5 s
 DEMO_EVENTS = 300
 DEMO_DEADLINE = 75.0  # seconds the demo waits for every delivery to settle
 
-DEV_ORG = "org_dev"
+DEV_ORG = devstate.DEV_ORG
 PARENT, CHILD_A, CHILD_B = "org_demo_parent", "org_demo_child_a", "org_demo_child_b"
 
 
 def embedded_environ(environ: Mapping[str, str], state: Path) -> dict[str, str]:
     """The caller's WEBHOOKS_* settings over the embedded defaults (SQLite, a kept key)."""
-    state.mkdir(parents=True, exist_ok=True)
-    key_file = state / "encryption.key"
-    if not key_file.exists():
-        key_file.write_text(base64.b64encode(os.urandom(32)).decode())
-        key_file.chmod(0o600)
     defaults = {
         "WEBHOOKS_DATABASE_URL": f"sqlite:///{state / 'webhooks.db'}",
-        "WEBHOOKS_ENCRYPTION_KEY": key_file.read_text().strip(),
+        "WEBHOOKS_ENCRYPTION_KEY": devstate.encryption_key(state),
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
         "WEBHOOKS_KAFKA_SESSION_TIMEOUT": "6s",
         "WEBHOOKS_LOG_LEVEL": "warning",
@@ -95,11 +81,13 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> tuple[Running, as
     return service.running, task
 
 
-def _broker(stack: AsyncExitStack, env: dict[str, str]) -> None:
+def _broker(stack: AsyncExitStack, env: dict[str, str], port: int | None = None) -> int | None:
+    """Start the embedded broker (on `port` when given) unless Kafka is configured; its port."""
     if env.get("WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS"):
-        return
-    broker = stack.enter_context(EmbeddedBroker())
+        return None
+    broker = stack.enter_context(EmbeddedBroker(port=port))
     env["WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    return broker.port
 
 
 # -- dev ----------------------------------------------------------------------------------
@@ -108,14 +96,18 @@ def _broker(stack: AsyncExitStack, env: dict[str, str]) -> None:
 async def run_dev(
     environ: Mapping[str, str], out: TextIO = sys.stdout, *, state: Path = STATE_DIR
 ) -> int:
-    """Start the embedded stack and keep it running until Ctrl-C / SIGTERM."""
+    """Start the embedded stack and keep it running until Ctrl-C / SIGTERM. Its keys and
+    Kafka port are those of the previous run when still usable (`devstate`)."""
     env = embedded_environ(environ, state)
     async with AsyncExitStack() as stack:
-        _broker(stack, env)
+        stack.enter_context(devstate.stack_lock(state, "dev"))
+        port = _broker(stack, env, devstate.kafka_port(state))
+        if port is not None:
+            devstate.remember_kafka_port(state, port)
         settings = Settings.from_env(env)
         running, task = await _start(settings, stack)
         url = running.url
-        operator_key, org_key = await _dev_keys(running.store)
+        operator_key, org_key = await devstate.dev_keys(running.store, state)
         print(
             "Layers Webhooks dev stack is up.\n"
             f"  API:    {url}   (health {url}/healthz, metrics {url}/metrics)\n"
@@ -131,37 +123,13 @@ async def run_dev(
             f"  WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} \\\n"
             f"    webhooks publish --type content.generated --org {DEV_ORG} --example\n"
             "or send the endpoint a test event: webhooks endpoints test ep_…\n\n"
-            "Stop with Ctrl-C. The store is kept in .webhooks-dev/ (Kafka is memory-only).",
+            "Stop with Ctrl-C. The store and these keys are kept in .webhooks-dev/ (Kafka is "
+            "memory-only).",
             file=out,
             flush=True,
         )
         await asyncio.shield(task)  # until Ctrl-C or SIGTERM stops the service
     return 0
-
-
-async def _dev_keys(store: Store) -> tuple[str, str]:
-    """A fresh operator key and a key for the dev organization, printed once."""
-    now = datetime.now(UTC)
-    await store.put_organization(Organization(id=DEV_ORG))
-    operator, operator_key = new_api_key(
-        organization_id=None,
-        scopes=OPERATOR_SCOPES,
-        name="dev operator",
-        now=now,
-        key_id=new_id("key"),
-        entropy=random_bytes(KEY_ENTROPY_BYTES),
-    )
-    org, org_key = new_api_key(
-        organization_id=DEV_ORG,
-        scopes=ORG_SCOPES,
-        name="dev",
-        now=now,
-        key_id=new_id("key"),
-        entropy=random_bytes(KEY_ENTROPY_BYTES),
-    )
-    await store.create_api_key(operator, hash_key(operator_key))
-    await store.create_api_key(org, hash_key(org_key))
-    return operator_key, org_key
 
 
 # -- demo ---------------------------------------------------------------------------------
@@ -222,6 +190,7 @@ async def run_demo(
     )
     endpoints = _demo_endpoints()
     async with AsyncExitStack() as stack:
+        stack.enter_context(devstate.stack_lock(state, "demo"))
         print("Starting the embedded stack (Tansu broker, SQLite, the service)…", file=out)
         _broker(stack, env)
         settings = Settings.from_env(env)
@@ -334,6 +303,17 @@ async def _count(store: Store, endpoints: list[DemoEndpoint], status: DeliverySt
     return total
 
 
+async def count_progress(store: Store, endpoints: list[DemoEndpoint], progress: Progress) -> None:
+    """Count the deliveries by status, the final statuses first. The counts are separate
+    queries while deliveries move on: in the demo a delivery only moves from pending to a
+    final status, so counting the final ones first can miss one for a moment (it is counted
+    at the next look) but never counts one twice, as counting pending first did."""
+    progress.succeeded = await _count(store, endpoints, DeliveryStatus.SUCCEEDED)
+    progress.failed = await _count(store, endpoints, DeliveryStatus.FAILED)
+    progress.pending = await _count(store, endpoints, DeliveryStatus.PENDING)
+    progress.expected = progress.pending + progress.succeeded + progress.failed
+
+
 async def _follow(
     store: Store, endpoints: list[DemoEndpoint], published: Published, out: TextIO
 ) -> Progress:
@@ -342,10 +322,7 @@ async def _follow(
     tty = out.isatty()
     last_line = 0.0
     while True:
-        progress.pending = await _count(store, endpoints, DeliveryStatus.PENDING)
-        progress.succeeded = await _count(store, endpoints, DeliveryStatus.SUCCEEDED)
-        progress.failed = await _count(store, endpoints, DeliveryStatus.FAILED)
-        progress.expected = progress.pending + progress.succeeded + progress.failed
+        await count_progress(store, endpoints, progress)
         settled = progress.expected == published.deliveries and progress.pending == 0
         now = time.monotonic()
         if tty:
@@ -367,12 +344,13 @@ async def _failed(store: Store, endpoints: list[DemoEndpoint]) -> dict[str, int]
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile_ms(values: list[float], q: float) -> str:
+    """The q-th percentile, in whole milliseconds; "—" when nothing succeeded to measure."""
     if not values:
-        return float("nan")
+        return "—"
     if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        return f"{values[0]:.0f}"
+    return f"{statistics.quantiles(values, n=100, method='inclusive')[int(q) - 1]:.0f}"
 
 
 def _summary(endpoints: list[DemoEndpoint], published: Published, failed: dict[str, int]) -> str:
@@ -398,7 +376,7 @@ def _summary(endpoints: list[DemoEndpoint], published: Published, failed: dict[s
         verified = sum(1 for r in receiver.received if r.verified)
         lines.append(
             f"{demo.name:<16} {len(first_ok):>9} {retried:>8} {failed[demo.name]:>7} "
-            f"{_percentile(latencies, 50):>8.0f} {_percentile(latencies, 99):>8.0f} "
+            f"{percentile_ms(latencies, 50):>8} {percentile_ms(latencies, 99):>8} "
             f"{verified:>6}/{len(receiver.received):<7}"
         )
     return "\n".join(lines)

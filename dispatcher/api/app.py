@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from dispatcher.api import auth, security
 from dispatcher.api.context import (
@@ -82,8 +82,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
+SERVER = "layers-webhooks"  # the Server header: never the Python or aiohttp version
+# aiohttp answers bytes that are not HTTP (its parser's 400) before any route, middleware or
+# signal runs, with the Server header it takes from this module constant.
+web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined] # imported, not exported
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
+
+
 def create_app(context: ApiContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
+    app.on_response_prepare.append(_server_header)  # every response: errors, /metrics too
     app[CONTEXT] = context
     app[auth.RATE_LIMITER] = auth.RateLimiter(
         rate=float(context.settings.api_rate_limit), replicas=context.replicas

@@ -40,8 +40,11 @@ MAX_REASON = 500
 # RFC 3339 date-time with an explicit offset (`Z` or ±hh:mm).
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z")
 ORG_ID = re.compile(r"org_[A-Za-z0-9_-]{1,64}\Z")
-# What an id in a path or a cursor can be: ours (`ep_01J…`) and publishers' event ids.
+# What an id in a path can be: ours (`ep_01J…`) and publishers' event ids.
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
+# A cursor is the last id of a page: one of ours, `prefix_` and 26 Crockford base32 characters
+# (dispatcher.core.ids).
+_CURSOR = re.compile(r"([a-z]{2,3})_[0-9A-HJKMNP-TV-Z]{26}\Z")
 # Neither SQLite's nor PostgreSQL's text (nor jsonb) can hold these.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -224,6 +227,29 @@ class Query:
         except ValueError:
             raise invalid(f"{name}: must be one of {', '.join(e.value for e in enum)}") from None
 
+    def choices(self, name: str, enum: type[E]) -> frozenset[E] | None:
+        """A comma-separated list (`status=pending,failed`), each value checked by name."""
+        text = self.string(name)
+        if text is None:
+            return None
+        chosen = set()
+        for value in text.split(","):
+            try:
+                chosen.add(enum(value.strip()))
+            except ValueError:
+                allowed = ", ".join(e.value for e in enum)
+                raise invalid(f"{name}: {value.strip()!r} is not one of {allowed}") from None
+        return frozenset(chosen)
+
+    def period(self) -> tuple[datetime | None, datetime | None]:
+        """`since` (inclusive) and `until` (exclusive). An `until` not later than `since`
+        selects nothing by construction: refused, as a bulk replay refuses it, rather than
+        answered with an empty page that looks like "nothing happened"."""
+        since, until = self.time("since"), self.time("until")
+        if since is not None and until is not None and until <= since:
+            raise invalid("until: must be later than since")
+        return since, until
+
     def limit(self) -> int:
         text = self.string("limit")
         if text is None:
@@ -232,10 +258,15 @@ class Query:
             raise invalid(f"limit: must be an integer from 1 to {MAX_LIMIT}")
         return int(text)
 
-    def after(self) -> str | None:
+    def after(self, prefix: str) -> str | None:
+        """The `after` cursor of a listing whose ids start `prefix_`: the `nextCursor` of a
+        previous page. Anything else would page from an arbitrary place (or past the end)."""
         text = self.string("after")
-        if text is not None and not _ID.match(text):
-            raise invalid("after: not a cursor from a previous page")
+        if text is None:
+            return None
+        match = _CURSOR.match(text)
+        if match is None or match.group(1) != prefix:
+            raise invalid("after: not a cursor returned by this API (a previous nextCursor)")
         return text
 
 

@@ -184,9 +184,20 @@ class Claim:
     event_type: str
     organization_id: str  # the event's organization (authorised again at every attempt)
     endpoint_id: str
-    attempts: int  # attempts already made on the current ladder (0 for the first one)
+    attempts: int  # attempts already made, across replays (0 for the first one)
     body: bytes
     lease: Lease
+    ladder_start: int = 0  # attempts made before the latest replay restarted the ladder
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt about to be made: unique within the delivery."""
+        return self.attempts + 1
+
+    @property
+    def ladder_position(self) -> int:
+        """Its 1-based position on the retry ladder, which restarts at every replay."""
+        return self.attempts - self.ladder_start + 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +222,7 @@ class AttemptResult:
 
     delivery_id: str
     endpoint_id: str
-    attempt: int  # 1-based number on the current ladder
+    attempt: int  # 1-based, numbered across replays (unique within the delivery)
     started_at: datetime
     outcome: AttemptOutcome
     status: DeliveryStatus  # the delivery's status after this attempt

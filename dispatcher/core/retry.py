@@ -1,7 +1,8 @@
 """The retry ladder: what happens after an attempt. Pure: time and randomness are parameters.
 
 `RetryPolicy` is built once from settings; the per-delivery state (how many attempts were
-made on the current ladder) lives in the store row; `next_step` decides.
+made, and how many of them before the latest replay restarted the ladder) lives in the store
+row; `next_step` decides from the attempt's position on the ladder, not its number.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def next_step(
     now: datetime,
     rng: Rng,
 ) -> Step:
-    """Decide what follows attempt number `attempt` (1-based) that ended in `outcome`."""
+    """Decide what follows the attempt at position `attempt` (1-based) on the ladder — its
+    number since the delivery's latest replay (`Claim.ladder_position`) — that ended in
+    `outcome`."""
     if outcome.succeeded:
         return Step(status=DeliveryStatus.SUCCEEDED)
     if outcome.failure is FailureKind.HTTP_STATUS and outcome.status_code == GONE:

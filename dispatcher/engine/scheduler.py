@@ -316,9 +316,10 @@ class Scheduler:
     def _record(
         self, claim: Claim, started_at: datetime, outcome: AttemptOutcome
     ) -> DisabledReason | None:
-        attempt = claim.attempts + 1
+        attempt = claim.attempt
         now = self._clock()
-        step = next_step(self._config.policy, outcome, attempt, now, self._rng)
+        # The ladder restarts at a replay; the attempt number does not.
+        step = next_step(self._config.policy, outcome, claim.ladder_position, now, self._rng)
         self.recorder.result(
             AttemptResult(
                 delivery_id=claim.delivery_id,
@@ -349,7 +350,7 @@ class Scheduler:
                 "next_status": step.status.value,
             },
         )
-        if outcome.failure is not None and attempt == 1:
+        if outcome.failure is not None and claim.ladder_position == 1:
             log.info(
                 "delivery attempt failed",
                 extra={

@@ -100,6 +100,7 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from dispatcher.clock import new_id, utcnow
     from dispatcher.core.catalog import Catalog
     from dispatcher.core.envelope import encode_event
+    from dispatcher.core.routing import OPERATIONAL_PREFIX
     from dispatcher.errors import EventError
 
     if not settings.kafka_bootstrap_servers:
@@ -146,6 +147,13 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await producer.stop()  # also after a failed start: no "Unclosed AIOKafkaProducer"
     event_id = orjson.loads(body)["id"]
+    if args.type.startswith(OPERATIONAL_PREFIX):
+        print(
+            f"webhooks publish: note: {args.type} reaches only endpoints that name it in their "
+            "`events` (webhook.* types are opt-in; subscribing to every type does not include "
+            "them)",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             orjson.dumps(
@@ -309,6 +317,31 @@ Launcher = Callable[[Mapping[str, str]], Coroutine[Any, Any, int]]
 LAUNCHED = ("serve", "dev", "demo")
 
 
+def _require_store(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """The commands that open the store directly name it: none falls back to the service's
+    default `./webhooks.db` (which would be created in whatever directory this runs in), and
+    one that only reads or changes what is there never creates an empty SQLite file."""
+    from pathlib import Path
+
+    from dispatcher.errors import DatabaseUrlError
+    from dispatcher.setting_values import SQLITE_PREFIX
+
+    url = environ.get("WEBHOOKS_DATABASE_URL", "")
+    name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
+    if not url:
+        raise DatabaseUrlError(
+            f"WEBHOOKS_DATABASE_URL is not set: `webhooks {name}` works directly on the store "
+            "(sqlite:///path/to/webhooks.db or postgresql://user@host/db)"
+        )
+    creates = args.command == "migrate" or (args.command, args.action) == ("keys", "create")
+    path = url.removeprefix(SQLITE_PREFIX)
+    if not creates and url.startswith(SQLITE_PREFIX) and path and not Path(path).exists():
+        raise CommandError(
+            f"no database at {path} (WEBHOOKS_DATABASE_URL): check the path, or create it "
+            "with `webhooks migrate`"
+        )
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": lambda settings, args: _migrate(settings),
     "secrets": _secrets,
@@ -334,6 +367,8 @@ def main(
             return run_async(launcher(environ))
         if args.command in oncall.COMMANDS:  # WEBHOOKS_URL and WEBHOOKS_API_KEY only
             return run_async(oncall.run(args, environ))
+        if args.command != "publish":
+            _require_store(args, environ)
         settings = Settings.from_env(environ)
         return run_async(COMMANDS[args.command](settings, args))
     except ConfigurationError as exc:  # every bad setting, the database URL, the key

@@ -13,9 +13,19 @@ from typing import Any
 
 import orjson
 
+from dispatcher.core.envelope import RejectReason
+from dispatcher.core.models import DeliveryStatus
 from dispatcher.errors import ConfigurationError, UsageError
 from dispatcher.ops.apiclient import ApiClient, ClientConfig
-from dispatcher.ops.console import ProgressLine, details, parse_when, rfc3339, table
+from dispatcher.ops.console import (
+    ProgressLine,
+    details,
+    enum_values,
+    flag_choices,
+    flag_period,
+    record_bytes,
+    table,
+)
 from dispatcher.setting_values import parse_duration
 
 ENDPOINT_COLUMNS = [
@@ -53,21 +63,11 @@ DEAD_LETTER_COLUMNS = [
     ("retriedAt", "retried"),
 ]
 POLL_INTERVAL = 0.25  # seconds between looks at a replay job
-
 Handler = Callable[[ApiClient, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 def emit(args: argparse.Namespace, data: Any, human: str) -> None:
     print(orjson.dumps(data).decode() if args.json else human)
-
-
-def _when(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return rfc3339(parse_when(text, now=datetime.now(UTC)))
-    except ValueError as exc:  # an RFC 3339 shape with impossible values (month 13)
-        raise UsageError(f"{text!r} is not a valid time ({exc})") from None
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
@@ -147,6 +147,10 @@ async def endpoints_update(api: ApiClient, args: argparse.Namespace) -> None:
 
 
 async def endpoints_delete(api: ApiClient, args: argparse.Namespace) -> None:
+    endpoint = await api.get(f"/v1/webhooks/{args.id}")  # a typo'd id fails before asking
+    question = f"Delete {args.id} ({endpoint['url']}) with its deliveries and history?"
+    if not args.yes and not await _confirm(question, "delete"):
+        raise UsageError("not confirmed; nothing was deleted")
     await api.request("DELETE", f"/v1/webhooks/{args.id}")
     emit(args, {"id": args.id, "deleted": True}, f"deleted {args.id}")
 
@@ -181,12 +185,14 @@ async def endpoints_test(api: ApiClient, args: argparse.Namespace) -> None:
 
 
 async def deliveries_list(api: ApiClient, args: argparse.Namespace) -> None:
+    statuses = flag_choices("--status", args.status, DeliveryStatus)
+    since, until = flag_period(args.since, args.until, now=datetime.now(UTC))
     params = _page_params(
         args,
-        status=args.status,
+        status=None if statuses is None else ",".join(statuses),
         type=args.type,
-        since=_when(args.since),
-        until=_when(args.until),
+        since=since,
+        until=until,
     )
     page = await api.get(f"/v1/webhooks/{args.endpoint}/deliveries", params)
     _listing(args, page, DELIVERY_COLUMNS)
@@ -237,9 +243,11 @@ async def replay(api: ApiClient, args: argparse.Namespace) -> None:
 
 
 async def _bulk_replay(api: ApiClient, args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"since": _when(args.since), "status": args.status or ["failed"]}
-    if args.until is not None:
-        body["until"] = _when(args.until)
+    since, until = flag_period(args.since, args.until, now=datetime.now(UTC))
+    statuses = flag_choices("--status", args.status, DeliveryStatus) or ["failed"]
+    body: dict[str, Any] = {"since": since, "status": statuses}
+    if until is not None:
+        body["until"] = until
     if args.type:
         body["types"] = args.type
     if args.reason is not None:
@@ -250,7 +258,8 @@ async def _bulk_replay(api: ApiClient, args: argparse.Namespace) -> None:
     if args.dry_run:
         emit(args, counted, f"{count} deliveries of {args.endpoint} would be replayed")
         return
-    if not args.yes and not await _confirm(f"Replay {count} deliveries of {args.endpoint}?"):
+    question = f"Replay {count} deliveries of {args.endpoint}?"
+    if not args.yes and not await _confirm(question, "replay"):
         raise UsageError("not confirmed; nothing was replayed")
     job = await api.post(path, body)
     progress = ProgressLine(sys.stderr)
@@ -266,9 +275,9 @@ async def _bulk_replay(api: ApiClient, args: argparse.Namespace) -> None:
     emit(args, job, f"replayed {job['done']}/{job['total']} deliveries (job {job['id']})")
 
 
-async def _confirm(question: str) -> bool:
+async def _confirm(question: str, verb: str) -> bool:
     if not sys.stdin.isatty():
-        raise UsageError("no terminal to confirm on: pass --yes to replay")
+        raise UsageError(f"no terminal to confirm on: pass --yes to {verb}")
     answer = await asyncio.to_thread(input, f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
 
@@ -277,13 +286,23 @@ async def _confirm(question: str) -> bool:
 
 
 async def dead_letters_list(api: ApiClient, args: argparse.Namespace) -> None:
+    if args.reason is not None and args.reason not in enum_values(RejectReason):
+        raise UsageError(f"--reason {args.reason!r} is not one of {', '.join(RejectReason)}")
     page = await api.get("/v1/dead-letters", _page_params(args, reason=args.reason))
     _listing(args, page, DEAD_LETTER_COLUMNS)
 
 
 async def dead_letters_show(api: ApiClient, args: argparse.Namespace) -> None:
     letter = await api.get(f"/v1/dead-letters/{args.id}")
-    emit(args, letter, details(letter))
+    summary = {k: v for k, v in letter.items() if k not in ("key", "value")}
+    human = "\n\n".join(
+        [
+            details(summary),
+            record_bytes("key", letter.get("key")),
+            record_bytes("value", letter.get("value")),
+        ]
+    )
+    emit(args, letter, human)
 
 
 async def dead_letters_retry(api: ApiClient, args: argparse.Namespace) -> None:

@@ -41,12 +41,14 @@ def _endpoints(sub: Any) -> None:
     _common(actions.add_parser("list", help="list endpoints"), page=True)
     for name, text in [
         ("get", "show one endpoint"),
-        ("delete", "delete an endpoint"),
+        ("delete", "delete an endpoint with its deliveries (asks first)"),
         ("enable", "enable an endpoint"),
         ("disable", "disable an endpoint (announced to its org)"),
     ]:
         action = actions.add_parser(name, help=text)
         action.add_argument("id")
+        if name == "delete":
+            action.add_argument("--yes", action="store_true", help="do not ask")
         _common(action)
     create = actions.add_parser("create", help="register an endpoint (prints its secret once)")
     _endpoint_options(create, creating=True)
@@ -70,7 +72,11 @@ def _others(sub: Any) -> None:
     actions = deliveries.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="an endpoint's deliveries, newest first")
     listing.add_argument("--endpoint", required=True)
-    listing.add_argument("--status", choices=["pending", "succeeded", "failed", "suppressed"])
+    listing.add_argument(
+        "--status",
+        action="append",
+        help="pending, succeeded, failed, suppressed (comma-separated or repeated)",
+    )
     listing.add_argument("--type")
     listing.add_argument("--since", help="RFC 3339 or a duration ago (2h, 30m)")
     listing.add_argument("--until", help="RFC 3339 or a duration ago")
@@ -84,7 +90,9 @@ def _others(sub: Any) -> None:
     replay_parser.add_argument("--endpoint", help="bulk: the endpoint whose deliveries to replay")
     replay_parser.add_argument("--since", help="bulk: RFC 3339 or a duration ago (2h, 30m)")
     replay_parser.add_argument("--until", help="bulk: RFC 3339 or a duration ago")
-    replay_parser.add_argument("--status", action="append", help="bulk: statuses (failed)")
+    replay_parser.add_argument(
+        "--status", action="append", help="bulk: statuses, comma-separated or repeated (failed)"
+    )
     replay_parser.add_argument("--type", action="append", help="bulk: event types (repeat)")
     replay_parser.add_argument("--dry-run", action="store_true", help="bulk: only count")
     replay_parser.add_argument("--yes", action="store_true", help="bulk: do not ask")

@@ -218,7 +218,7 @@ class Store(Protocol):
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -226,7 +226,8 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[DeliveryRecord]:
         """One endpoint's deliveries, newest first (by id); `after` is the last id of the
-        previous page. `since` (inclusive) and `until` (exclusive) bound `created_at`."""
+        previous page. `statuses`: any of them; `since` (inclusive) and `until` (exclusive)
+        bound `created_at`."""
         ...
 
     async def count_deliveries(
@@ -270,9 +271,10 @@ class Store(Protocol):
     async def replay_deliveries(
         self, delivery_ids: Collection[str], *, actor: str, reason: str, now: datetime
     ) -> int:
-        """Reset deliveries to pending with a fresh ladder (attempts 0, due `now`, lease
-        released; attempt history kept) and record who replayed them and why. Returns how
-        many existed and were reset."""
+        """Reset deliveries to pending with a fresh ladder (the ladder starts after the
+        attempts made so far, which keep counting and numbering; due `now`, lease released;
+        attempt history kept) and record who replayed them and why. Returns how many existed
+        and were reset."""
         ...
 
     # -- API keys ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class DeliveryRecord:
     endpoint_id: str
     status: DeliveryStatus
     reason: str | None  # why it is suppressed
-    attempts: int  # attempts made on the current ladder (a replay resets it to 0)
+    attempts: int  # every attempt ever made (a replay restarts the ladder, not the count)
     next_attempt_at: datetime | None  # None unless pending
     waiting_reason: WaitingReason | None  # why a pending delivery not in flight waits
     lease_owner: str | None
@@ -57,7 +57,7 @@ class AttemptRecord:
 
     id: str
     delivery_id: str
-    attempt: int  # 1-based number on the ladder it was made on
+    attempt: int  # 1-based, numbered across replays (1, 2, 3 … never repeated)
     started_at: datetime
     duration_ms: float
     status_code: int | None

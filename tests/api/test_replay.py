@@ -1,6 +1,6 @@
 """Replay through the running service: one delivery, and bulk jobs drained at a capped
-rate. Replays keep webhook-id, re-sign with the current secret at a fresh timestamp, reset
-the ladder and are recorded with who asked and why."""
+rate. Replays keep webhook-id, re-sign with the current secret at a fresh timestamp, restart
+the ladder (attempts keep their numbers) and are recorded with who asked and why."""
 
 from __future__ import annotations
 
@@ -54,15 +54,23 @@ async def failed(api: Api, key: str, endpoint_id: str, count: int) -> list[dict[
 
 async def test_replaying_one_delivery_keeps_its_id_and_records_who_and_why(api: Api) -> None:
     """A failed delivery replayed after the endpoint recovers arrives with the same
-    webhook-id, a later timestamp and a valid signature; its ladder restarts, and the
-    delivery shows every attempt and the replay (key id, reason)."""
+    webhook-id, a later timestamp and a valid signature; its ladder restarts (a replay into
+    a still-failing endpoint gets the whole ladder again) while its attempts keep their
+    numbers, and the delivery shows every attempt, the count of all of them and the
+    replays (key id, reason)."""
     org = await api.org("one")
     key_id, key = await api.key(org, "webhooks:read,webhooks:write")
     state = {"code": 500}
     async with api.hooked(key, switchable(state)) as (receiver, endpoint):
         event_id = await api.publish(org)
         [delivery] = await failed(api, key, endpoint["id"], 1)
-        first_timestamp = int(receiver.received[0].timestamp)
+        reply = await api.call(
+            "POST", f"/v1/deliveries/{delivery['id']}/replay", key, {"reason": "too soon"}
+        )
+        assert reply.status == 202
+        assert await receiver.wait_until(lambda r: len(r.received) == 4, 30)
+        [delivery] = await failed(api, key, endpoint["id"], 1)
+        first_timestamp = int(receiver.received[-1].timestamp)
         await asyncio.sleep(max(0.0, first_timestamp + 1.05 - time.time()))  # a later second
         state["code"] = 200
         reply = await api.call(
@@ -84,10 +92,16 @@ async def test_replaying_one_delivery_keeps_its_id_and_records_who_and_why(api: 
     assert [(a["attempt"], a["statusCode"]) for a in shown["attempts"]] == [
         (1, 500),
         (2, 500),
-        (1, 200),
+        (3, 500),
+        (4, 500),
+        (5, 200),
     ]
+    assert shown["attemptCount"] == 5
     assert all(a["startedAt"].endswith("Z") and a["durationMs"] >= 0 for a in shown["attempts"])
-    assert [(r["actor"], r["reason"]) for r in shown["replays"]] == [(key_id, "fixed TLS")]
+    assert [(r["actor"], r["reason"]) for r in shown["replays"]] == [
+        (key_id, "too soon"),
+        (key_id, "fixed TLS"),
+    ]
 
 
 async def test_a_replay_is_signed_with_the_current_secret(api: Api) -> None:

@@ -141,7 +141,7 @@ async def test_an_endpoint_lifecycle_with_tables_and_json(api: Api, webhooks: An
     enable = await webhooks("endpoints", "enable", endpoint["id"], "--json", key=key)
     test = await webhooks("endpoints", "test", endpoint["id"], "--json", key=key)
     get = await webhooks("endpoints", "get", endpoint["id"], key=key)
-    delete = await webhooks("endpoints", "delete", endpoint["id"], key=key)
+    delete = await webhooks("endpoints", "delete", endpoint["id"], "--yes", key=key)
     gone = await webhooks("endpoints", "get", endpoint["id"], key=key)
 
     assert created.code == 0

@@ -95,6 +95,67 @@ def test_all_bad_values_come_in_one_message(tmp_path: Path) -> None:
         assert name in done.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "list"],
+        ["keys", "revoke", "key_x"],
+        ["keys", "create", "--operator", "--scopes", "ops:read"],
+        ["migrate"],
+        ["secrets", "reencrypt"],
+    ],
+)
+def test_a_store_command_without_a_database_url_names_it_and_creates_nothing(
+    command: list[str], tmp_path: Path
+) -> None:
+    """With WEBHOOKS_DATABASE_URL unset, a command that opens the store says so in one line
+    (exit 2) instead of creating ./webhooks.db wherever it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKS_")}
+    done = subprocess.run(  # noqa: S603 - our own command, fixed argv
+        [sys.executable, "-m", "dispatcher", *command],
+        env={**env, "WEBHOOKS_ENCRYPTION_KEY": KEY},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert_one_clear_line(done, "WEBHOOKS_DATABASE_URL is not set", f"webhooks {command[0]}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["keys", "revoke", "key_x"]])
+def test_a_key_command_that_reads_never_creates_a_database(
+    command: list[str], tmp_path: Path
+) -> None:
+    """`keys list` on a SQLite path where there is no database: one line, nothing created."""
+    missing = tmp_path / "typo.db"
+    env = {"WEBHOOKS_DATABASE_URL": f"sqlite:///{missing}", "WEBHOOKS_ENCRYPTION_KEY": KEY}
+    done = webhooks(*command, env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert_one_clear_line(done, f"no database at {missing}", "webhooks migrate")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.kafka
+def test_publishing_an_operational_type_warns_that_it_is_opt_in(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A webhook.* type is published with one line on stderr saying only endpoints naming it
+    receive it; a catalog type is published silently."""
+    env = {"WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    argv = ["publish", "--org", "org_a", "--example", "--type"]
+    operational = webhooks(*argv, "webhook.test", env=env, cwd=tmp_path)
+    ordinary = webhooks(*argv, "content.generated", env=env, cwd=tmp_path)
+    assert operational.returncode == 0, operational.stderr
+    assert operational.stdout.startswith("published ")
+    assert_one_clear_line(
+        operational, "webhook.test reaches only endpoints that name it in their `events`"
+    )
+    assert (ordinary.returncode, ordinary.stderr) == (0, "")
+
+
 def test_publish_with_kafka_unreachable_fails_in_one_line(tmp_path: Path) -> None:
     """The address is named; no traceback, no "Unclosed AIOKafkaProducer"."""
     port = free_port()

@@ -37,8 +37,9 @@ async def list_dead_letters(request: web.Request, principal: Principal) -> web.R
     ctx = context(request)
     query = Query(request.query)
     limit = query.limit()
+    reason = query.choice("reason", RejectReason)
     found = await ctx.store.list_dead_letters(
-        reason=query.string("reason"), after=query.after(), limit=limit + 1
+        reason=None if reason is None else reason.value, after=query.after("dl"), limit=limit + 1
     )
     return json_response(page(found, limit, views.dead_letter, lambda dl: dl.id))
 

@@ -56,13 +56,14 @@ async def list_deliveries(request: web.Request, principal: Principal) -> web.Res
     endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     query = Query(request.query)
     limit = query.limit()
+    since, until = query.period()
     found = await ctx.store.list_deliveries(
         endpoint.id,
-        status=query.choice("status", DeliveryStatus),
+        statuses=query.choices("status", DeliveryStatus),
         event_type=query.string("type"),
-        since=query.time("since"),
-        until=query.time("until"),
-        after=query.after(),
+        since=since,
+        until=until,
+        after=query.after("dlv"),
         limit=limit + 1,
     )
     return json_response(page(found, limit, views.delivery, lambda d: d.id))

@@ -142,7 +142,7 @@ async def list_replays(request: web.Request, principal: Principal) -> web.Respon
     query = Query(request.query)
     limit = query.limit()
     found = await ctx.store.list_replay_jobs(
-        organization_id=principal.organization_id, after=query.after(), limit=limit + 1
+        organization_id=principal.organization_id, after=query.after("rpl"), limit=limit + 1
     )
     return json_response(page(found, limit, views.replay_job, lambda job: job.id))
 

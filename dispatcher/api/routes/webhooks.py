@@ -116,7 +116,7 @@ async def list_webhooks(request: web.Request, principal: Principal) -> web.Respo
     ctx = context(request)
     query = Query(request.query)
     limit = query.limit()
-    found = await ctx.store.list_endpoints(principal.org, after=query.after(), limit=limit + 1)
+    found = await ctx.store.list_endpoints(principal.org, after=query.after("ep"), limit=limit + 1)
     return json_response(page(found, limit, views.endpoint, lambda e: e.id))
 
 

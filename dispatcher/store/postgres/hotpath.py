@@ -157,6 +157,7 @@ async def claim_due(
             organization_id=events[row["event_id"]][2],
             endpoint_id=row["endpoint_id"],
             attempts=row["attempts"],
+            ladder_start=row["ladder_start"],
             body=events[row["event_id"]][1],
             lease=Lease(lease_owner, row["lease_epoch"]),
         )
@@ -279,7 +280,8 @@ _CLAIM = """
     UPDATE deliveries AS d
     SET lease_owner = $3, lease_expires_at = $4, updated_at = $5, lease_epoch = d.lease_epoch + 1
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.ladder_start, d.next_attempt_at,
+        d.lease_epoch
 """
 
 _CLAIM_BY_DATABASE_TIME = """
@@ -296,7 +298,8 @@ _CLAIM_BY_DATABASE_TIME = """
     SET lease_owner = $3, lease_expires_at = statement_timestamp() + make_interval(secs => $4),
         updated_at = $5, lease_epoch = d.lease_epoch + 1
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, d.lease_epoch
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.ladder_start, d.next_attempt_at,
+        d.lease_epoch
 """
 
 _CLAIMED_EVENTS = "SELECT id, type, body, organization_id FROM events WHERE id = ANY($1::text[])"

@@ -54,7 +54,7 @@ async def list_deliveries(
     conn: Conn,
     endpoint_id: str,
     *,
-    status: DeliveryStatus | None,
+    statuses: Collection[DeliveryStatus] | None,
     event_type: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -65,7 +65,7 @@ async def list_deliveries(
         f"{SELECT_DELIVERIES} {MATCHING_DELIVERIES} AND ($6::text IS NULL OR d.id < $6) "
         "ORDER BY d.id DESC LIMIT $7",
         endpoint_id,
-        None if status is None else [status.value],
+        None if statuses is None else [s.value for s in statuses],
         None if event_type is None else [event_type],
         since,
         until,

@@ -258,7 +258,7 @@ class PostgresStore(PooledConnections, PortalMethods):
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -268,7 +268,7 @@ class PostgresStore(PooledConnections, PortalMethods):
         work = partial(
             reads.list_deliveries,
             endpoint_id=endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,

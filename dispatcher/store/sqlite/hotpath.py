@@ -70,7 +70,8 @@ def claim_due(
     select then an update inside the transaction cannot race another claimer."""
     rows = conn.execute(
         """
-        SELECT d.id, d.event_id, e.type, e.organization_id, d.endpoint_id, d.attempts, e.body
+        SELECT d.id, d.event_id, e.type, e.organization_id, d.endpoint_id, d.attempts, e.body,
+            d.ladder_start
         FROM deliveries AS d JOIN events AS e ON e.id = d.event_id
         WHERE d.status = 'pending' AND d.due_at <= ?
         ORDER BY d.due_at LIMIT ?
@@ -101,6 +102,7 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
             organization_id=organization_id,
             endpoint_id=endpoint_id,
             attempts=attempts,
+            ladder_start=ladder_start,
             body=body,
             lease=Lease(owner, epoch),
         )
@@ -112,6 +114,7 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
             endpoint_id,
             attempts,
             body,
+            ladder_start,
             owner,
             epoch,
         ) in rows

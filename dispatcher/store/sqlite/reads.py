@@ -71,7 +71,7 @@ async def list_deliveries(
     db: Runner,
     endpoint_id: str,
     *,
-    status: DeliveryStatus | None,
+    statuses: Collection[DeliveryStatus] | None,
     event_type: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -80,7 +80,7 @@ async def list_deliveries(
 ) -> list[DeliveryRecord]:
     params = delivery_filters(
         endpoint_id,
-        None if status is None else [status],
+        statuses,
         None if event_type is None else [event_type],
         since,
         until,

@@ -101,10 +101,11 @@ def replay(
     at: int,
     job_id: str | None = None,
 ) -> int:
-    """Reset deliveries to a fresh ladder and record the replay; return how many existed."""
+    """Restart deliveries' ladders (attempts keep counting) and record the replay; return
+    how many existed."""
     replayed = conn.execute(
         """
-        UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
+        UPDATE deliveries SET status = 'pending', reason = NULL, ladder_start = attempts,
             next_attempt_at = ?1, waiting_reason = 'replay_queued', lease_owner = NULL,
             lease_expires_at = NULL,
             updated_at = ?1

@@ -293,7 +293,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, PortalMethods)
         self,
         endpoint_id: str,
         *,
-        status: DeliveryStatus | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
         event_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -303,7 +303,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, PortalMethods)
         return await reads.list_deliveries(
             self,
             endpoint_id,
-            status=status,
+            statuses=statuses,
             event_type=event_type,
             since=since,
             until=until,

@@ -126,7 +126,7 @@ async def test_steps_take_at_most_a_batch_until_the_job_is_done(store: Store) ->
         assert delivery is not None
         assert (delivery.status, delivery.attempts, delivery.waiting_reason) == (
             DeliveryStatus.PENDING,
-            0,
+            8,  # a replay restarts the ladder; the attempts made still count
             WaitingReason.REPLAY_QUEUED,
         )
         assert [(r.job_id, r.at) for r in await store.list_replays(delivery_id)] == [

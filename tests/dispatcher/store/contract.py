@@ -311,6 +311,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0009_portal",
+                "0010_attempt_ladder",
             ]
             assert await store.migrate() == []
 
@@ -329,6 +330,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0009_portal",
+                "0010_attempt_ladder",
             ],
         ]
 
@@ -1226,7 +1228,8 @@ class StoreContract:
     # -- replay -----------------------------------------------------------------------
 
     async def test_replay_resets_the_ladder_and_records_who_and_why(self, store: Store) -> None:
-        """A replayed delivery is pending again from attempt 0, due now; its history is kept."""
+        """A replayed delivery is pending again at the start of a fresh ladder, due now; its
+        attempts keep counting and its history is kept."""
         await one_delivery(store)
         await claim(store)
         await complete(store, [failure("dlv_1", "ep_1", T0, attempt=8)])
@@ -1240,7 +1243,7 @@ class StoreContract:
         assert record is not None
         assert (record.status, record.attempts, record.next_attempt_at, record.lease_owner) == (
             DeliveryStatus.PENDING,
-            0,
+            8,
             T0 + DAY,
             None,
         )
@@ -1252,7 +1255,39 @@ class StoreContract:
             T0 + DAY,
         )
         assert len(await store.list_attempts("dlv_1")) == 1
-        assert [(c.delivery_id, c.attempts) for c in await claim(store, T0 + DAY)] == [("dlv_1", 0)]
+        [again] = await claim(store, T0 + DAY)
+        assert (again.delivery_id, again.attempt, again.ladder_position) == ("dlv_1", 9, 1)
+
+    async def test_attempts_are_numbered_across_replays_while_the_ladder_restarts(
+        self, store: Store
+    ) -> None:
+        """Two attempts, a replay, a third: numbered 1, 2, 3 and counted 3; each claim says
+        the attempt's number and its position on the ladder (1 again after the replay)."""
+        await one_delivery(store)
+        positions = []
+        for number, final in [(1, False), (2, True)]:
+            [claimed] = await claim(store, T0 + number * HOUR)
+            positions.append((claimed.attempt, claimed.ladder_position))
+            due = None if final else T0 + (number + 1) * HOUR
+            at = T0 + number * HOUR
+            await complete(
+                store, [failure("dlv_1", "ep_1", at, attempt=number, next_attempt_at=due)]
+            )
+        await store.replay_deliveries(["dlv_1"], actor="key_oncall", reason="", now=T0 + DAY)
+        [replayed] = await claim(store, T0 + DAY)
+        positions.append((replayed.attempt, replayed.ladder_position))
+        await complete(
+            store, [result("dlv_1", "ep_1", started_at=T0 + DAY, attempt=replayed.attempt)]
+        )
+        await store.replay_deliveries(["dlv_1"], actor="key_oncall", reason="", now=T0 + 2 * DAY)
+        [twice] = await claim(store, T0 + 2 * DAY)
+
+        record = await store.get_delivery("dlv_1")
+        assert record is not None
+        assert positions == [(1, 1), (2, 2), (3, 1)]
+        assert (twice.attempt, twice.ladder_position) == (4, 1)
+        assert record.attempts == 3
+        assert [a.attempt for a in await store.list_attempts("dlv_1")] == [1, 2, 3]
 
     # -- API keys ---------------------------------------------------------------------
 
@@ -1429,7 +1464,7 @@ class StoreContract:
     async def test_list_deliveries_filters_and_pages_newest_first(
         self, store: Store, clock: FakeClock
     ) -> None:
-        """An endpoint's deliveries page newest first, filtered by status, type and time."""
+        """An endpoint's deliveries page newest first, filtered by statuses, type and time."""
         await add_endpoints(store, "ep_1", "ep_2")
         for i, event_type in enumerate(["a.one", "b.two", "a.one", "b.two"]):
             clock.now = T0 + i * HOUR
@@ -1451,10 +1486,16 @@ class StoreContract:
         assert await ids() == ["dlv_3", "dlv_2", "dlv_1", "dlv_0"]
         assert await ids(limit=2) == ["dlv_3", "dlv_2"]
         assert await ids(after="dlv_2") == ["dlv_1", "dlv_0"]
-        assert await ids(status=DeliveryStatus.FAILED) == ["dlv_2", "dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED]) == ["dlv_2", "dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED, DeliveryStatus.PENDING]) == [
+            "dlv_3",
+            "dlv_2",
+            "dlv_1",
+            "dlv_0",
+        ]
         assert await ids(event_type="a.one") == ["dlv_2", "dlv_0"]
         assert await ids(since=T0 + HOUR, until=T0 + 3 * HOUR) == ["dlv_2", "dlv_1"]
-        assert await ids(status=DeliveryStatus.FAILED, event_type="b.two") == ["dlv_1"]
+        assert await ids(statuses=[DeliveryStatus.FAILED], event_type="b.two") == ["dlv_1"]
 
     async def test_count_deliveries_matches_a_bulk_replay_filter(
         self, store: Store, clock: FakeClock
