@@ -288,6 +288,7 @@ class Scheduler:
                     body=claim.body,
                     secrets=secrets,
                     timestamp=int(started_at.timestamp()),
+                    claim=claim,
                 )
             finally:
                 self._metrics.in_flight.dec()
