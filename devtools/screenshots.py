@@ -26,8 +26,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, Page, async_playwright
 
-from devtools import receivers
-from devtools.demo import DEV_ORG, _broker, _create_topic, _dev_keys, _start, embedded_environ
+from devtools import devstate, receivers
+from devtools.demo import DEV_ORG, _broker, _create_topic, _start, embedded_environ
 from devtools.receivers import Receiver
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
@@ -182,7 +182,7 @@ async def run(out: Path) -> None:
             settings = Settings.from_env(env)
             await _create_topic(settings)
             running, _ = await _start(settings, stack)
-            keys = await _dev_keys(running.store)
+            keys = await devstate.dev_keys(running.store, Path(state))
             session = await stack.enter_async_context(aiohttp.ClientSession(running.url))
             ids = await _register(session, keys[1], stack)
             await running.directory.refresh()
