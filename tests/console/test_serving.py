@@ -7,7 +7,7 @@ import pytest
 from dispatcher.api.routes.console import load_files
 from tests.api.harness import Api
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]
 
 STRICT = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

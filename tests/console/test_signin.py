@@ -9,7 +9,7 @@ from devtools import receivers
 from tests.api.harness import Api
 from tests.console.browser import Tab
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kafka]
 
 STORED = "sessionStorage.getItem('layers-webhooks.api-key')"
 
