@@ -29,16 +29,19 @@ COPY dispatcher/ dispatcher/
 COPY schemas/ schemas/
 
 # The verifier first: the service depends on `layers-webhooks`, which is not on any index.
+# The service with its [otel] extra (the OpenTelemetry SDK and OTLP/HTTP exporter): tracing
+# stays off until OTEL_TRACES_EXPORTER is set, so the image can trace without a rebuild.
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m pip wheel --no-deps --wheel-dir /wheels ./verifier . \
  && python -m venv --without-pip /opt/venv \
  && python -m pip --python /opt/venv/bin/python install --only-binary=:all: \
-        --find-links /wheels /wheels/*.whl
+        --find-links /wheels /wheels/layers_webhooks-*.whl \
+        "$(ls /wheels/layers_webhooks_dispatcher-*.whl)[otel]"
 
 # Fail the build, not the first pod, when the wheels miss a runtime dependency, the SQL
-# migrations, the event schemas or a Kafka compression codec.
+# migrations, the event schemas, a Kafka compression codec or the tracing extra.
 RUN /opt/venv/bin/webhooks --version \
- && /opt/venv/bin/python -c "import dispatcher.service" \
+ && /opt/venv/bin/python -c "import dispatcher.service, dispatcher.spans, opentelemetry.exporter.otlp.proto.http.trace_exporter" \
  && WEBHOOKS_DATABASE_URL=sqlite:////tmp/smoke.db /opt/venv/bin/webhooks migrate \
  && /opt/venv/bin/python -c "from dispatcher.core.catalog import Catalog; Catalog.load()" \
  && /opt/venv/bin/python -c "from aiokafka import codec; assert codec.has_snappy() and codec.has_lz4() and codec.has_zstd()" \

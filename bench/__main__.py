@@ -10,7 +10,7 @@ bounded scenarios and writes bench/results/latest.md and latest.json:
   latency     publish-to-receipt p50/p95/p99 at 500, 2,000 and 5,000 events/s
   isolation   healthy endpoints' throughput and p99 with 10 % black-holed + 10 % slow
   backlog     1,000,000 pending deliveries: peak RSS and time to drain after recovery
-  micro       bench.verifier, bench.schemas, bench.delivery, bench.store
+  micro       bench.verifier, bench.schemas, bench.delivery, bench.store, bench.tracing
   health      ms per endpoint health read with 1,000,000 attempts stored (bench.health)
 
 `--profile` adds one py-spy-profiled throughput run per store (fan-out 10), summarised in

@@ -1,4 +1,5 @@
-"""The micro-benchmarks, called through their `run()`: verifier, schemas, delivery, store.
+"""The micro-benchmarks, called through their `run()`: verifier, schemas, delivery, store,
+tracing.
 
 Each runs in its own event loop (they create one), so this is called outside the suite's
 loop. A failure in one is reported as that benchmark's error, not the suite's.
@@ -11,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import delivery, schemas, store, verifier
+from bench import delivery, schemas, store, tracing, verifier
 
 Log = Callable[[str], None]
 
@@ -22,6 +23,7 @@ def run_micro(*, quick: bool, log: Log) -> dict[str, Any]:
         "schemas": schemas.run,
         "delivery": lambda: delivery.run(requests=10_000 if quick else 20_000),
         "store": lambda: store.run(deliveries=20_000 if quick else 100_000),
+        "tracing": lambda: tracing.run(requests=3000 if quick else 10_000),
     }
     results: dict[str, Any] = {}
     for name, run in benches.items():

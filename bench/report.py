@@ -220,10 +220,30 @@ def _micro(m: Result) -> list[str]:
     st = m.get("store", {})
     if "error" not in st and st:
         lines += ["### bench.store", "", store_table(st), ""]
+    tr = m.get("tracing", {})
+    if "error" not in tr and tr:
+        lines += _tracing(tr)
     for name, value in m.items():
         if isinstance(value, dict) and "error" in value:
             lines.append(f"- {name}: failed — {value['error']}")
     return lines
+
+
+def _tracing(tr: Result) -> list[str]:
+    c, s = tr["client"], tr["span"]
+    cpu = c["client_cpu_us_per_attempt"]
+    return [
+        "### bench.tracing (client CPU µs per attempt; medians of interleaved rounds)",
+        "",
+        "| direct (no tracing code) | off (default) | on | on + propagation |",
+        "|---:|---:|---:|---:|",
+        f"| {cpu['direct']} | {cpu['off']} | {cpu['on']} | {cpu['on+propagation']} |",
+        "",
+        f"Ratios in the same run: off/direct {c['off_vs_direct']}, on/off {c['on_vs_off']}, "
+        f"on+propagation/off {c['on_propagation_vs_off']}. One attempt span alone "
+        f"{s['on_us_per_span']} µs; the off check {s['off_us_per_check']} µs.",
+        "",
+    ]
 
 
 def _settings(result: Result) -> list[str]:

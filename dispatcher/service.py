@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dispatcher import __version__
+from dispatcher import __version__, tracing
 from dispatcher.api.app import create_app
 from dispatcher.api.context import ApiContext
 from dispatcher.clock import new_id, utcnow
@@ -97,6 +97,15 @@ class Service:
     async def run(self, *, install_signal_handlers: bool = True) -> None:
         settings = self.settings
         async with AsyncExitStack() as stack:
+            # First in, last out: the spans of the whole shutdown are flushed at the very end.
+            await stack.enter_async_context(
+                tracing.installed(
+                    settings.tracing,
+                    propagate=settings.trace_propagation,
+                    consumer_group=settings.kafka_group,
+                    version=__version__,
+                )
+            )
             store = await stack.enter_async_context(
                 open_store(settings.database_url, secret_box=self._secret_box)
             )
@@ -248,7 +257,8 @@ class Service:
         #    lease and are replayed by whichever replica claims them next.
         await scheduler.drain(deadline)
         # 4. Stop the remaining loops; the exit stack then closes the HTTP server, the
-        #    consumer (leaving the group), the delivery client and the store.
+        #    consumer (leaving the group), the delivery client and the store, and last
+        #    flushes the buffered spans to the trace exporter (when tracing is on).
         for task in loops:
             task.cancel()
 

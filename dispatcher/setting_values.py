@@ -89,6 +89,24 @@ def log_level(text: str) -> str:
     return level
 
 
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "": False,
+}
+
+
+def boolean(text: str) -> bool:
+    value = _BOOLEANS.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"{text!r} is not true or false")
+    return value
+
+
 def text_value(text: str) -> str:
     return text.strip()
 

@@ -15,6 +15,7 @@ from dispatcher.core.destinations import parse_cidr_list
 from dispatcher.errors import ConfigurationError, SettingsError
 from dispatcher.setting_values import (
     Network,
+    boolean,
     check_database_url,
     encryption_key_text,
     fraction,
@@ -26,6 +27,7 @@ from dispatcher.setting_values import (
     positive_int,
     text_value,
 )
+from dispatcher.tracing import TracingConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,14 @@ FIELDS: tuple[Field, ...] = (
         "Name of this replica in leases and logs (default: host name and process id).",
     ),
     Field(
+        "WEBHOOKS_TRACE_PROPAGATION",
+        "trace_propagation",
+        "false",
+        boolean,
+        "`true` adds a W3C `traceparent` header (the attempt's own trace) to every webhook. "
+        "Off, partners see no tracing ids. Needs tracing on (`OTEL_TRACES_EXPORTER`).",
+    ),
+    Field(
         "WEBHOOKS_LOG_LEVEL",
         "log_level",
         "info",
@@ -264,7 +274,10 @@ class Settings:
     http_host: str
     http_port: int
     instance_id: str
+    trace_propagation: bool
     log_level: str
+    # Not a WEBHOOKS_* variable: OpenTelemetry's own (dispatcher.tracing), checked here too.
+    tracing: TracingConfig = TracingConfig()  # noqa: RUF009 - frozen: sharing it is safe
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -286,6 +299,10 @@ class Settings:
                 # A key or a URL with a password is never echoed; other values are.
                 shown = field.env if field.attr in _NEVER_ECHOED else f"{field.env}={raw!r}"
                 problems.append(f"{shown}: {exc}")
+        try:
+            values["tracing"] = TracingConfig.from_env(environ)
+        except SettingsError as exc:
+            problems += exc.problems
         values.update(overrides)
         if {"lease", "delivery_timeout"} <= values.keys() and (
             values["lease"] <= values["delivery_timeout"]
@@ -299,12 +316,15 @@ class Settings:
         return cls(**values)
 
     def require_production(self) -> None:
-        """`webhooks serve` refuses to start without a broker and an encryption key."""
+        """`webhooks serve` refuses to start without a broker and an encryption key (or
+        asked to trace without the OpenTelemetry SDK installed)."""
         problems = []
         if not self.encryption_key:
             problems.append("WEBHOOKS_ENCRYPTION_KEY is required by `serve` (base64 of 32 bytes)")
         if not self.kafka_bootstrap_servers:
             problems.append("WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS is required by `serve`")
+        if (missing := self.tracing.missing_sdk()) is not None:
+            problems.append(missing)
         if problems:
             raise SettingsError(problems)
 

@@ -29,12 +29,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    KafkaError,
-)
+from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from dispatcher import tracing
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.models import DeadLetter, Event
@@ -356,6 +354,7 @@ class EventConsumer:
         )
         return batches
 
+    @tracing.consumed  # a span per batch while tracing is on
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._batch_lock:
             records = [r for rs in batches.values() for r in rs]

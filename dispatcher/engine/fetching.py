@@ -17,6 +17,7 @@ from aiokafka.errors import (
     UnsupportedCodecError,
 )
 
+from dispatcher import tracing
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
 from dispatcher.core.envelope import Rejection, RejectReason, decode_event
@@ -68,9 +69,11 @@ class FetchHealth:
 def decode_records(
     records: Sequence[Any], *, catalog: Catalog, max_bytes: int, now: datetime
 ) -> tuple[list[Event], list[DeadLetter]]:
-    """Split Kafka records into valid events and dead letters (pure)."""
+    """Split Kafka records into valid events and dead letters (pure, but for telling the
+    tracing which record each event came from)."""
     events: list[Event] = []
     dead: list[DeadLetter] = []
+    spans = tracing.active  # None while tracing is off
     for record in records:
         decoded = decode_event(record.value, catalog=catalog, max_bytes=max_bytes)
         if isinstance(decoded, Rejection):
@@ -89,6 +92,8 @@ def decode_records(
             )
         else:
             events.append(decoded)
+            if spans is not None:
+                spans.received(decoded.id, record)
     return events, dead
 
 

@@ -8,8 +8,10 @@ transaction and then hands the freshly created pending deliveries straight to th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
+from dispatcher import tracing
 from dispatcher.clock import new_id, utcnow
 from dispatcher.core.models import (
     DeadLetter,
@@ -59,7 +61,12 @@ class Intake:
             lease=self._lease,
             delivery_id=lambda: new_id("dlv"),
         )
+        started = time.time_ns()
         result = await self._store.ingest(planned.batch)
+        if (spans := tracing.active) is not None:
+            spans.ingested(
+                planned, created=result.created, new_events=result.new_events, started=started
+            )
         fresh = [claim for did, claim in planned.claims.items() if did in result.created]
         if fresh:
             self._scheduler.submit(fresh)

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from dispatcher import tracing
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.store import Store
 
@@ -76,7 +77,17 @@ class ReplayRunner:
         job = jobs[self._turn % len(jobs)]
         self._turn += 1
         limit = batch_size(self._share())
-        result = await self._store.advance_replay_job(job.id, limit=limit, now=self._clock())
+        with tracing.replay("step", {"webhooks.replay_job_id": job.id}) as span:
+            result = await self._store.advance_replay_job(job.id, limit=limit, now=self._clock())
+            progress = result.job or job
+            span.note(
+                {
+                    "webhooks.replay.processed": result.processed,
+                    "webhooks.replay.done": progress.done,
+                    "webhooks.replay.total": progress.total,
+                    "webhooks.replay.finished": progress.finished_at is not None,
+                }
+            )
         if result.processed:
             self._on_replayed(result.processed)
         if result.job is not None and result.job.finished_at is not None:

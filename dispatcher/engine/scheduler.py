@@ -74,8 +74,7 @@ _CAUSES = {
 }
 
 
-# Called after an endpoint was disabled here (410 or auto-disable): emits the operational
-# `webhook.endpoint.disabled` event.
+# Called after an endpoint was disabled here (410, auto-disable): emits its disabled event.
 EndpointDisabled = Callable[[Endpoint, DisabledReason], Awaitable[None]]
 
 
@@ -288,6 +287,7 @@ class Scheduler:
                     body=claim.body,
                     secrets=secrets,
                     timestamp=int(started_at.timestamp()),
+                    claim=claim,
                 )
             finally:
                 self._metrics.in_flight.dec()

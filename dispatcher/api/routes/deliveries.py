@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from dispatcher import tracing
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context, guarded
 from dispatcher.api.context import ApiContext, json_response
@@ -87,7 +88,11 @@ async def replay_delivery(request: web.Request, principal: Principal) -> web.Res
     leased = delivery.lease_expires_at is not None and delivery.lease_expires_at > now
     if delivery.status is DeliveryStatus.PENDING and leased:
         raise ApiError("CONFLICT", "the delivery has an attempt in flight; try again shortly")
-    await ctx.store.replay_deliveries([delivery.id], actor=principal.key.id, reason=why, now=now)
+    traced = {"webhooks.delivery_id": delivery.id, "webhooks.endpoint_id": delivery.endpoint_id}
+    with tracing.replay("single", traced):
+        await ctx.store.replay_deliveries(
+            [delivery.id], actor=principal.key.id, reason=why, now=now
+        )
     ctx.metrics.replays.labels("single").inc()
     ctx.scheduler.poke()
     replayed = await load_delivery(ctx, principal, delivery.id)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from dispatcher import tracing
 from dispatcher.api import views
 from dispatcher.api.auth import Principal, context
 from dispatcher.api.context import json_response
@@ -109,14 +110,22 @@ async def replay_endpoint(request: web.Request, principal: Principal) -> web.Res
             until=selection.until,
         )
         return json_response({"dryRun": True, "count": count})
-    job, created = await ctx.store.create_replay_job(
-        job_id=new_id("rpl"),
-        organization_id=endpoint.organization_id,
-        filter=selection,
-        actor=principal.key.id,
-        reason=bulk.reason,
-        now=datetime.now(UTC),
-    )
+    with tracing.replay("bulk", {"webhooks.endpoint_id": endpoint.id}) as span:
+        job, created = await ctx.store.create_replay_job(
+            job_id=new_id("rpl"),
+            organization_id=endpoint.organization_id,
+            filter=selection,
+            actor=principal.key.id,
+            reason=bulk.reason,
+            now=datetime.now(UTC),
+        )
+        span.note(
+            {
+                "webhooks.replay_job_id": job.id,
+                "webhooks.replay.total": job.total,
+                "webhooks.replay.created": created,
+            }
+        )
     if created and ctx.replays is not None:
         ctx.replays.wake()
     return json_response(views.replay_job(job), status=202 if created else 200)

@@ -31,8 +31,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from dispatcher import tracing
 from dispatcher.core.destinations import DestinationPolicy
-from dispatcher.core.models import AttemptOutcome, FailureKind
+from dispatcher.core.models import AttemptOutcome, Claim, FailureKind
 from dispatcher.engine.delivery.guard import (
     DialRefusedError,
     GuardedResolver,
@@ -114,13 +115,38 @@ class DeliveryClient:
             await guard.close()  # the connector does not own a resolver it was given
 
     async def send(
-        self, *, url: str, event_id: str, body: bytes, secrets: Sequence[str], timestamp: int
+        self,
+        *,
+        url: str,
+        event_id: str,
+        body: bytes,
+        secrets: Sequence[str],
+        timestamp: int,
+        claim: Claim | None = None,
     ) -> AttemptOutcome:
         """One attempt: sign with every secret, POST, read the answer.
 
         Never raises for a failed delivery: the outcome says what happened. Only caller bugs
-        raise (an event id or timestamp the scheme rejects, a malformed secret).
+        raise (an event id or timestamp the scheme rejects, a malformed secret). With tracing
+        on, the attempt of a `claim` is a span (and its `traceparent` header, if propagated).
         """
+        spans = tracing.active
+        if spans is None or claim is None:
+            return await self._send(url, event_id, body, secrets, timestamp, None)
+        with spans.attempt(claim, url) as span:
+            outcome = await self._send(url, event_id, body, secrets, timestamp, span.headers)
+            span.finish(outcome)
+        return outcome
+
+    async def _send(
+        self,
+        url: str,
+        event_id: str,
+        body: bytes,
+        secrets: Sequence[str],
+        timestamp: int,
+        extra_headers: dict[str, str] | None,
+    ) -> AttemptOutcome:
         if self._session is None:
             raise RuntimeError("DeliveryClient used outside `async with`")
         started = time.perf_counter()
@@ -135,6 +161,8 @@ class DeliveryClient:
                 event_id, timestamp, body
             ),
         }
+        if extra_headers:
+            headers.update(extra_headers)
         try:
             async with self._session.post(
                 request_url, data=body, headers=headers, allow_redirects=False
