@@ -51,8 +51,9 @@ async def test_a_healthy_endpoint_shows_rates_latency_and_its_last_success(api: 
             await api.publish(org)
         assert await receiver.wait_until(lambda r: len(r.delivered()) == 3, 30)
 
-        async def recorded() -> bool:
-            return bool((await _health(api, key, endpoint["id"]))["successRate1h"] == 1.0)
+        async def recorded() -> bool:  # all three: none pending any more
+            health = await _health(api, key, endpoint["id"])
+            return bool(health["successRate1h"] == 1.0 and health["pending"] == 0)
 
         assert await eventually(recorded)
     health = await _health(api, key, endpoint["id"])
