@@ -11,6 +11,7 @@ bounded scenarios and writes bench/results/latest.md and latest.json:
   isolation   healthy endpoints' throughput and p99 with 10 % black-holed + 10 % slow
   backlog     1,000,000 pending deliveries: peak RSS and time to drain after recovery
   micro       bench.verifier, bench.schemas, bench.delivery, bench.store, bench.tracing
+  health      ms per endpoint health read with 1,000,000 attempts stored (bench.health)
 
 `--profile` adds one py-spy-profiled throughput run per store (fan-out 10), summarised in
 the report; `--quick` is a smaller, single-run pass (about 5 minutes).
@@ -36,6 +37,7 @@ import uvloop
 from bench import machine, report
 from bench.backlog import run_backlog
 from bench.database import STORES, postgres_available, postgres_version
+from bench.health import run_health
 from bench.isolation import run_isolation
 from bench.latency import run_latency
 from bench.micro import run_micro
@@ -44,7 +46,7 @@ from bench.profile import summarise
 from bench.stack import Stack
 from bench.throughput import FANOUTS, SETTINGS, layout_for, measure_service, run_throughput
 
-SCENARIOS = ("throughput", "latency", "isolation", "backlog", "micro")
+SCENARIOS = ("throughput", "latency", "isolation", "backlog", "micro", "health")
 RESULTS = Path(__file__).parent / "results"
 ENDPOINTS = 100  # receiver endpoints: fan-out 100 is the widest layout
 
@@ -151,7 +153,7 @@ def log(message: str) -> None:
 async def _scenarios(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in args.scenarios:
-        if name == "micro":
+        if name in ("micro", "health"):
             continue
         started = time.monotonic()
         log(f"{name}: starting")
@@ -248,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result.update(uvloop.run(_scenarios(args, plan, workdir)))
         if "micro" in args.scenarios:
             result["micro"] = run_micro(quick=plan.quick, log=log)
+        if "health" in args.scenarios:
+            attempts = 100_000 if plan.quick else 1_000_000
+            result["health"] = run_health(stores=args.stores, attempts=attempts, log=log)
     finally:
         if args.keep:
             log(f"logs kept in {workdir}")

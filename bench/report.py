@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import goals
+from bench.health import table as health_table
 from bench.stack import BASE_SETTINGS
 from bench.stats import field
 from bench.store import table as store_table
@@ -334,6 +335,8 @@ def markdown(result: Result) -> str:
         lines += _backlog(result["backlog"])
     if "micro" in result:
         lines += _micro(result["micro"])
+    if "health" in result:
+        lines += ["## Endpoint health reads", "", health_table(result["health"]), ""]
     if result.get("profiles"):
         lines += _profiles(result["profiles"])
     lines += _settings(result)

@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 
-from dispatcher.core.models import Endpoint, Organization, rfc3339
+from dispatcher.clock import utcnow
+from dispatcher.core.health import EndpointHealth, StatsBucket, percentile, success_rate
+from dispatcher.core.models import (
+    DeliveryStatus,
+    Endpoint,
+    Organization,
+    WaitingReason,
+    rfc3339,
+)
 from dispatcher.core.scopes import key_view
 from dispatcher.store.records import (
     AttemptRecord,
@@ -25,8 +33,9 @@ from dispatcher.store.records import (
 JSON = dict[str, Any]
 
 
-def endpoint(e: Endpoint) -> JSON:
-    return {
+def endpoint(e: Endpoint, h: EndpointHealth | None = None) -> JSON:
+    """An endpoint, with its `health` when read with it (every webhook response is)."""
+    view: JSON = {
         "id": e.id,
         "organizationId": e.organization_id,
         "url": e.url,
@@ -43,6 +52,42 @@ def endpoint(e: Endpoint) -> JSON:
         "createdAt": rfc3339(e.created_at),
         "updatedAt": rfc3339(e.updated_at),
     }
+    if h is not None:
+        view["health"] = health(h)
+    return view
+
+
+def health(h: EndpointHealth) -> JSON:
+    """Rates and percentiles from the rolled-up buckets (dispatcher.core.health)."""
+    return {
+        "successRate1h": success_rate(h.succeeded_1h, h.failed_1h),
+        "successRate24h": success_rate(h.succeeded_24h, h.failed_24h),
+        "lastSuccessAt": rfc3339(h.last_success_at),
+        "lastFailureAt": rfc3339(h.last_failure_at),
+        "consecutiveFailures": h.consecutive_failures,
+        "breaker": h.breaker.value,
+        "nextProbeAt": rfc3339(h.next_probe_at),
+        "latencyP50Ms": percentile(h.latency_1h, 0.5),
+        "latencyP99Ms": percentile(h.latency_1h, 0.99),
+        "pending": h.pending,
+        "failed": h.failed,
+    }
+
+
+def stats(buckets: list[StatsBucket], width: int) -> JSON:
+    return {
+        "bucketSeconds": width,
+        "buckets": [
+            {
+                "start": rfc3339(b.start),
+                "succeeded": b.succeeded,
+                "failed": b.failed,
+                "latencyP50Ms": percentile(b.latency, 0.5),
+                "latencyP99Ms": percentile(b.latency, 0.99),
+            }
+            for b in buckets
+        ],
+    }
 
 
 def delivery(d: DeliveryRecord) -> JSON:
@@ -56,16 +101,21 @@ def delivery(d: DeliveryRecord) -> JSON:
         "attemptCount": d.attempts,
         "nextAttemptAt": rfc3339(d.next_attempt_at),
         # Why a pending delivery that is not in flight waits (null while leased or final).
-        "waitingReason": (
-            d.waiting_reason.value
-            if d.waiting_reason is not None and d.lease_owner is None
-            else None
-        ),
+        "waitingReason": _waiting_reason(d),
         "lastAttemptAt": rfc3339(d.last_attempt_at),
         "lastStatusCode": d.last_status_code,
         "createdAt": rfc3339(d.created_at),
         "updatedAt": rfc3339(d.updated_at),
     }
+
+
+def _waiting_reason(d: DeliveryRecord) -> str | None:
+    if d.status is not DeliveryStatus.PENDING:
+        return None
+    if d.lease_owner is not None:
+        expired = d.lease_expires_at is not None and d.lease_expires_at <= utcnow()
+        return WaitingReason.LEASE_EXPIRED.value if expired else None
+    return None if d.waiting_reason is None else d.waiting_reason.value
 
 
 def attempt(a: AttemptRecord) -> JSON:
@@ -139,7 +189,12 @@ def replay_job(job: ReplayJobRecord) -> JSON:
 
 
 def organization(org: Organization) -> JSON:
-    return {"id": org.id, "parentOrganizationId": org.parent_id, "status": org.status.value}
+    return {
+        "id": org.id,
+        "parentOrganizationId": org.parent_id,
+        "status": org.status.value,
+        "portalOrigins": list(org.portal_origins),
+    }
 
 
 api_key = key_view  # the CLI's `keys list --json` prints the same shape

@@ -48,6 +48,9 @@ class WaitingReason(StrEnum):
     REPLAY_QUEUED = "replay_queued"  # replayed, waiting for its turn
     SHUTDOWN = "shutdown"  # a replica stopped before attempting it
     ATTEMPT_ERROR = "attempt_error"  # the attempt crashed in the dispatcher; retried soon
+    # Never stored: shown for a delivery still leased to a replica whose lease ran out (it
+    # stopped or stalled before recording an attempt); another replica claims it.
+    LEASE_EXPIRED = "lease_expired"
 
 
 class FailureKind(StrEnum):
@@ -91,6 +94,8 @@ class Organization:
     id: str
     parent_id: str | None = None
     status: OrgStatus = OrgStatus.ACTIVE
+    # Origins allowed to frame the partner portal (CSP frame-ancestors); set on their own.
+    portal_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

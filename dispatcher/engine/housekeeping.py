@@ -1,7 +1,9 @@
 """Housekeeping, every `housekeeping_interval` seconds: disable endpoints with no success
 for `WEBHOOKS_DISABLE_AFTER` while deliveries keep failing, purge what is older than
 `WEBHOOKS_RETENTION` (events without a pending delivery, dead letters, finished replay
-jobs; one replica at a time on PostgreSQL), and set the oldest-pending gauge. A store
+jobs; one replica at a time on PostgreSQL) and the health rollup buckets older than the
+retention or 48 hours, whichever is longer, forget expired portal sessions and unopened
+portal links, and set the oldest-pending gauge. A store
 outage skips a round.
 """
 
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from dispatcher.core.health import KEEP_AT_LEAST
 from dispatcher.core.models import DisabledReason
 from dispatcher.core.policy import SchedulerConfig
 from dispatcher.engine.directory import Directory
@@ -62,7 +65,9 @@ class Housekeeper:
             )
             if endpoint is not None:
                 await self._scheduler.disable(endpoint, DisabledReason.FAILING)
-        purged = await self._store.purge(before=now - timedelta(seconds=self._config.retention))
+        retention = timedelta(seconds=self._config.retention)
+        purged = await self._store.purge(before=now - retention)
+        await self._store.purge_health(before=now - max(retention, KEEP_AT_LEAST))
         if purged.events or purged.dead_letters or purged.replay_jobs:
             log.info(
                 "retention purge",
@@ -72,6 +77,7 @@ class Housekeeper:
                     "replay_jobs": purged.replay_jobs,
                 },
             )
+        await self._store.purge_portal_sessions(now=now)
         due = await self._store.next_due_at()
         self._metrics.oldest_pending_seconds.set(
             max((now - due).total_seconds(), 0.0) if due is not None else 0.0

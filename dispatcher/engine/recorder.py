@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+from dispatcher.core.breaker import Breaker, BreakerState
+from dispatcher.core.health import BreakerTransition
 from dispatcher.core.models import AttemptResult, DeliveryStatus, Lease, WaitingReason
 from dispatcher.errors import StoreUnavailableError
 from dispatcher.metrics import Metrics
@@ -37,15 +40,18 @@ class _Buffer:
     released: dict[str, tuple[tuple[datetime, WaitingReason], Lease]] = field(default_factory=dict)
     # delivery id → (why it is suppressed, the lease it is suppressed under)
     suppressed: dict[str, tuple[str, Lease]] = field(default_factory=dict)
+    # endpoint id → its breaker's latest transition here
+    breakers: dict[str, BreakerTransition] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.results) + len(self.released) + len(self.suppressed)
+        return len(self.results) + len(self.released) + len(self.suppressed) + len(self.breakers)
 
     def absorb(self, older: _Buffer) -> None:
         """Put back what a failed flush took, ahead of what arrived since."""
         self.results[:0] = older.results
         self.released = older.released | self.released
         self.suppressed = older.suppressed | self.suppressed
+        self.breakers = older.breakers | self.breakers
 
 
 class Recorder:
@@ -77,6 +83,15 @@ class Recorder:
         self._buffer.suppressed[delivery_id] = (reason, lease)
         self._maybe_flush()
 
+    def breaker(
+        self, endpoint_id: str, before: BreakerState, breaker: Breaker, at: datetime
+    ) -> None:
+        """Report the endpoint's breaker on its row if it moved from `before` (the API and
+        every replica read it there; dispatcher.core.health)."""
+        if breaker.state is not before:
+            self._buffer.breakers[endpoint_id] = transition(endpoint_id, breaker, at)
+            self._flush_now.set()
+
     def _maybe_flush(self) -> None:
         if len(self._buffer) >= FLUSH_BATCH:
             self._flush_now.set()
@@ -105,6 +120,9 @@ class Recorder:
                 self._stale("complete", len(stale), sorted(stale))
                 self._count(buffer.results)
                 buffer.results = []
+            if buffer.breakers:
+                await self._store.record_breakers(list(buffer.breakers.values()))
+                buffer.breakers = {}
             for (due, reason), leased in _group(buffer.released).items():
                 applied = await self._store.release(leased, next_attempt_at=due, reason=reason)
                 self._stale("release", len(leased) - applied, [])
@@ -153,6 +171,15 @@ class Recorder:
             "stale writes dropped: the lease was taken over",
             extra={"operation": operation, "count": count, "delivery_id": ids[0] if ids else None},
         )
+
+
+def transition(endpoint_id: str, breaker: Breaker, at: datetime) -> BreakerTransition:
+    """The breaker's state now, its probe time (monotonic) turned into wall time."""
+    probe_at = breaker.probe_at
+    due = None
+    if probe_at is not None and breaker.state is BreakerState.OPEN:
+        due = at + timedelta(seconds=max(probe_at - time.monotonic(), 0.0))
+    return BreakerTransition(endpoint_id=endpoint_id, state=breaker.state, at=at, probe_at=due)
 
 
 def _group(mapping: Mapping[str, tuple[K, Lease]]) -> dict[K, list[tuple[str, Lease]]]:

@@ -73,8 +73,7 @@ _CAUSES = {
 }
 
 
-# Called after an endpoint was disabled here (410 or auto-disable): emits the operational
-# `webhook.endpoint.disabled` event.
+# Called after an endpoint was disabled here (410, auto-disable): emits its disabled event.
 EndpointDisabled = Callable[[Endpoint, DisabledReason], Awaitable[None]]
 
 
@@ -195,6 +194,7 @@ class Scheduler:
             now=time.monotonic(),
         )
         self._count_breaker(before, lane.breaker.state)
+        self.recorder.breaker(lane.endpoint_id, before, lane.breaker, self._clock())
         loop = asyncio.get_running_loop()
         for action in actions:
             match action:
@@ -246,7 +246,8 @@ class Scheduler:
         self._metrics.deliveries_released.labels(cause).inc(len(jobs))
 
     def _slot_freed(self, lane: Lane, succeeded: bool | None) -> None:
-        self._count_breaker(*finish(lane, succeeded=succeeded, now=time.monotonic()))
+        self._count_breaker(*(moved := finish(lane, succeeded=succeeded, now=time.monotonic())))
+        self.recorder.breaker(lane.endpoint_id, moved[0], lane.breaker, self._clock())
         self._in_flight -= 1
         # Lanes already waiting for a global slot go first (round robin), so the lanes
         # holding slots cannot keep them while others starve.
@@ -369,8 +370,7 @@ class Scheduler:
     # -- shutdown -----------------------------------------------------------------------
 
     async def drain(self, deadline: float) -> None:
-        """Stop starting attempts, wait for in-flight ones until `deadline` (monotonic),
-        hand queued work back to the store, and flush every result."""
+        """Stop starting, wait for in-flight attempts until `deadline`, hand back, flush."""
         self._accepting = False
         for lane in list(self._lanes.values()):
             wake = self._wakes.pop(lane.endpoint_id, None)

@@ -31,6 +31,9 @@ from dispatcher.setting_values import parse_duration
 ENDPOINT_COLUMNS = [
     ("id", "id"),
     ("status", "status"),
+    ("disabledReason", "reason"),
+    ("success24h", "success/24h"),
+    ("breaker", "breaker"),
     ("scope", "scope"),
     ("url", "url"),
     ("events", "events"),
@@ -120,13 +123,36 @@ def _listing(args: argparse.Namespace, page: Any, columns: list[tuple[str, str]]
 # -- endpoints --------------------------------------------------------------------------------
 
 
+def _percent(rate: float | None) -> str | None:
+    return None if rate is None else f"{rate * 100:.1f}%"
+
+
+def _endpoint_row(endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """An endpoint with the health columns of the listing lifted to the top level."""
+    health = endpoint.get("health") or {}
+    return {
+        **endpoint,
+        "success24h": _percent(health.get("successRate24h")),
+        "breaker": health.get("breaker"),
+    }
+
+
 async def endpoints_list(api: ApiClient, args: argparse.Namespace) -> None:
-    _listing(args, await api.get("/v1/webhooks", _page_params(args)), ENDPOINT_COLUMNS)
+    page = await api.get("/v1/webhooks", _page_params(args, health=args.health))
+    human = table([_endpoint_row(e) for e in page["data"]], ENDPOINT_COLUMNS)
+    if page.get("nextCursor"):
+        human += f"\n(more: --after {page['nextCursor']})"
+    emit(args, page, human)
 
 
 async def endpoints_get(api: ApiClient, args: argparse.Namespace) -> None:
     endpoint = await api.get(f"/v1/webhooks/{args.id}")
-    emit(args, endpoint, details(endpoint))
+    health = dict(endpoint.get("health") or {})
+    for rate in ("successRate1h", "successRate24h"):
+        health[rate] = _percent(health.get(rate))
+    shown = details({k: v for k, v in endpoint.items() if k != "health"})
+    block = "\n".join("  " + line for line in details(health).splitlines())
+    emit(args, endpoint, f"{shown}\nhealth\n{block}" if health else shown)
 
 
 async def endpoints_create(api: ApiClient, args: argparse.Namespace) -> None:

@@ -38,7 +38,13 @@ def _endpoint_options(parser: argparse.ArgumentParser, *, creating: bool) -> Non
 def _endpoints(sub: Any) -> None:
     endpoints = sub.add_parser("endpoints", help="manage webhook endpoints (HTTP API)")
     actions = endpoints.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _common(actions.add_parser("list", help="list endpoints"), page=True)
+    listing = actions.add_parser("list", help="list endpoints with state and 24 h success")
+    listing.add_argument(
+        "--health",
+        choices=["failing"],
+        help="only failing endpoints, most recent failure first (operators: every org's)",
+    )
+    _common(listing, page=True)
     for name, text in [
         ("get", "show one endpoint"),
         ("delete", "delete an endpoint with its deliveries (asks first)"),

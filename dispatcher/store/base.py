@@ -12,6 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from dispatcher.core.health import BreakerTransition, EndpointHealth, StatsBucket
 from dispatcher.core.models import (
     ApiKeyRecord,
     AttemptResult,
@@ -24,6 +25,7 @@ from dispatcher.core.models import (
     Organization,
     WaitingReason,
 )
+from dispatcher.store.portal import PortalStore
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -39,7 +41,7 @@ from dispatcher.store.records import (
 )
 
 
-class Store(Protocol):
+class Store(PortalStore, Protocol):
     """Persistent state. Every method is one transaction; times are aware UTC datetimes."""
 
     async def __aenter__(self) -> Self: ...
@@ -65,8 +67,11 @@ class Store(Protocol):
 
     async def get_organization(self, org_id: str) -> Organization | None: ...
 
-    async def list_organizations(self) -> list[Organization]:
-        """All known organizations (the routing directory is built from this)."""
+    async def list_organizations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Organization]:
+        """Known organizations ordered by id, starting after the cursor `after`; all of them
+        without a limit (the routing directory is built from this)."""
         ...
 
     # -- endpoints and their secrets ----------------------------------------------------
@@ -276,6 +281,41 @@ class Store(Protocol):
         and were reset."""
         ...
 
+    # -- endpoint health (dispatcher.core.health) ---------------------------------------------
+
+    async def record_breakers(self, transitions: Sequence[BreakerTransition]) -> int:
+        """Report breaker transitions on the endpoints' rows: the latest (by `at`) wins, an
+        older one arriving late changes nothing. Returns how many rows changed."""
+        ...
+
+    async def endpoint_health(
+        self, endpoint_ids: Collection[str], *, now: datetime
+    ) -> dict[str, EndpointHealth]:
+        """The health of these endpoints at `now` (those that exist): sums of the rollup
+        buckets of the last hour and day (never a scan of attempts), the endpoint's run of
+        failures and reported breaker, and its pending and failed deliveries (counted on
+        partial indexes)."""
+        ...
+
+    async def endpoint_stats(
+        self, endpoint_id: str, *, since: datetime, until: datetime
+    ) -> list[StatsBucket]:
+        """The endpoint's rollup buckets starting in [since, until), summed across writers,
+        in time order (empty buckets are absent)."""
+        ...
+
+    async def failing_endpoints(
+        self, organization_id: str | None, *, after: str | None = None, limit: int = 100
+    ) -> list[Endpoint]:
+        """Failing endpoints (breaker not closed, a run of failures going on, or disabled for
+        failing: gone or failing) of one organization, or of all (None): most recent failure
+        first, then by id descending; `after` is the last id of the previous page."""
+        ...
+
+    async def purge_health(self, *, before: datetime) -> int:
+        """Delete the rollup buckets that start before `before`; return how many."""
+        ...
+
     # -- API keys ---------------------------------------------------------------------------
 
     async def create_api_key(self, key: ApiKeyRecord, key_hash: str) -> None:
@@ -321,6 +361,13 @@ class Store(Protocol):
         ...
 
     async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None: ...
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        """Jobs (of one organization, or every one's), newest first (by id); `after` is the
+        last id of the previous page."""
+        ...
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         """Queued and running jobs, oldest first (what a restarted service resumes)."""

@@ -146,7 +146,17 @@ async def test_an_endpoint_lifecycle_with_tables_and_json(api: Api, webhooks: An
 
     assert created.code == 0
     assert endpoint["secret"].startswith("whsec_")
-    assert human.out.splitlines()[0].split() == ["ID", "STATUS", "SCOPE", "URL", "EVENTS", "RATE"]
+    assert human.out.splitlines()[0].split() == [
+        "ID",
+        "STATUS",
+        "REASON",
+        "SUCCESS/24H",
+        "BREAKER",
+        "SCOPE",
+        "URL",
+        "EVENTS",
+        "RATE",
+    ]
     assert endpoint["id"] in human.out
     assert update.json()["rateLimit"] == 3.0
     assert "new signing secret" in rotate.out
@@ -156,6 +166,39 @@ async def test_an_endpoint_lifecycle_with_tables_and_json(api: Api, webhooks: An
     assert "secret" not in get.out
     assert (delete.code, gone.code) == (0, 1)
     assert "NOT_FOUND: no such webhook" in one_line_error(gone)
+
+
+async def test_endpoints_show_their_health_and_operators_the_failing_ones(
+    api: Api, webhooks: Any
+) -> None:
+    """`endpoints list` shows each endpoint's state, disabled reason, 24 h success rate and
+    breaker; `endpoints get` its health block; `--health failing` the failing ones (an
+    operator: across organizations)."""
+    org = await api.org("cli_health")
+    key = await api.writer(org)
+    _, operator = await api.key(None, "ops:read")
+    async with api.hooked(key, _switch({"code": 500})) as (receiver, endpoint):
+        await api.publish(org)
+        assert await receiver.wait_until(lambda r: len(r.received) >= 2, 30)
+
+        async def failed() -> bool:
+            shown = await api.call("GET", f"/v1/webhooks/{endpoint['id']}", key)
+            return bool(shown.body["health"]["failed"] == 1)
+
+        assert await eventually(failed)
+    await webhooks("endpoints", "disable", endpoint["id"], key=key)
+    listed = await webhooks("endpoints", "list", key=key)
+    shown = await webhooks("endpoints", "get", endpoint["id"], key=key)
+    failing = await webhooks("endpoints", "list", "--health", "failing", key=operator)
+    row = next(line for line in listed.out.splitlines() if endpoint["id"] in line).split()
+    assert row[:5] == [endpoint["id"], "disabled", "manual", "0.0%", "closed"]
+    lines = shown.out.splitlines()
+    assert lines[lines.index("health") + 1 :][:2] == [
+        "  successRate1h        0.0%",
+        "  successRate24h       0.0%",
+    ]
+    assert "  consecutiveFailures  2" in lines
+    assert endpoint["id"] in failing.out
 
 
 def _switch(state: dict[str, int]) -> Any:
@@ -243,7 +286,12 @@ async def test_dead_letters_and_orgs_for_operators(api: Api, webhooks: Any) -> N
     assert show.json()["reason"] == "malformed_json"
     assert retry.code == 1
     assert "still invalid: malformed_json" in one_line_error(retry)
-    assert put.json() == {"id": child, "parentOrganizationId": org, "status": "suspended"}
+    assert put.json() == {
+        "id": child,
+        "parentOrganizationId": org,
+        "status": "suspended",
+        "portalOrigins": [],
+    }
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,27 @@ def test_auto_workers_respect_a_container_cpu_limit(tmp_path: Path, limit: str, 
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(limit + "\n")
     assert usable_cores(str(cpu_max)) == min(cores, len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("", ""),
+        ("https://webhooks.example.com/", "https://webhooks.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https://example.com/webhooks/", "https://example.com/webhooks"),
+    ],
+)
+def test_the_public_url_is_a_bare_http_url(text: str, url: str) -> None:
+    """WEBHOOKS_PUBLIC_URL is empty or an http(s) URL, kept without its trailing slash."""
+    assert Settings.from_env({"WEBHOOKS_PUBLIC_URL": text}).public_url == url
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["webhooks.example.com", "ftp://example.com", "https://example.com/?a=1", "https://u@h.com"],
+)
+def test_a_public_url_with_a_query_user_or_other_scheme_is_refused(text: str) -> None:
+    """A public URL that is not a plain http(s) URL is reported by name."""
+    with pytest.raises(SettingsError, match="WEBHOOKS_PUBLIC_URL"):
+        Settings.from_env({"WEBHOOKS_PUBLIC_URL": text})

@@ -1,4 +1,5 @@
-"""Organizations (`platform:orgs`) and `GET /v1/whoami` (any live key).
+"""Organizations (`platform:orgs`; listing them also `ops:read`) and `GET /v1/whoami`
+(any live key or portal session).
 
 `PUT /v1/organizations/{id}` creates or updates an organization's place in the tree and its
 status. A field left out keeps its current value (a new organization: no parent, active),
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatcher.api import views
+from dispatcher.api import sessions, views
 from dispatcher.api.auth import Principal, context, guarded
 from dispatcher.api.context import ApiContext, json_response
-from dispatcher.api.validation import ORG_ID, invalid, read_body
+from dispatcher.api.validation import ORG_ID, Query, invalid, page, read_body
 from dispatcher.core.models import Organization, OrgStatus
 from dispatcher.core.scopes import Scope
 from dispatcher.errors import ApiError
@@ -56,7 +57,9 @@ async def put_organization(request: web.Request, principal: Principal) -> web.Re
     status = body.choice("status", OrgStatus, default=current.status) or current.status
     body.finish()
     await _check_no_cycle(ctx, org_id, parent)
-    org = Organization(id=org_id, parent_id=parent, status=status)
+    org = Organization(
+        id=org_id, parent_id=parent, status=status, portal_origins=current.portal_origins
+    )
     await ctx.store.put_organization(org)
     ctx.directory.invalidate()
     await ctx.directory.refresh()
@@ -72,6 +75,23 @@ async def get_organization(request: web.Request, principal: Principal) -> web.Re
 
 
 @guarded(org=None, operator=None, any_scope=True)
+async def list_organizations(request: web.Request, principal: Principal) -> web.Response:
+    """Every organization by id, for operators holding `ops:read` or `platform:orgs`
+    (organization keys: 403, as for the other organization routes)."""
+    if not principal.operator:
+        raise ApiError("FORBIDDEN", "organization keys cannot use this route")
+    if not (principal.holds(Scope.OPS_READ) or principal.holds(Scope.PLATFORM_ORGS)):
+        raise ApiError("FORBIDDEN", "this route needs the ops:read or platform:orgs scope")
+    query = Query(request.query)
+    limit = query.limit()
+    after = query.string("after")
+    if after is not None and not ORG_ID.match(after):
+        raise invalid("after: not a cursor returned by this API (a previous nextCursor)")
+    found = await context(request).store.list_organizations(after=after, limit=limit + 1)
+    return json_response(page(found, limit, views.organization, lambda org: org.id))
+
+
+@guarded(org=None, operator=None, any_scope=True)
 async def whoami(request: web.Request, principal: Principal) -> web.Response:
     ctx = context(request)
     key = principal.key
@@ -79,6 +99,8 @@ async def whoami(request: web.Request, principal: Principal) -> web.Response:
     if key.organization_id is not None:
         org = await ctx.store.get_organization(key.organization_id)
         parent = None if org is None else org.parent_id
+    if principal.session is not None:
+        return json_response(sessions.whoami(request, principal.session, parent))
     return json_response(
         {
             **views.api_key(key),
@@ -90,6 +112,7 @@ async def whoami(request: web.Request, principal: Principal) -> web.Response:
 
 
 def register(app: web.Application) -> None:
+    app.router.add_get("/v1/organizations", list_organizations)
     app.router.add_put("/v1/organizations/{id}", put_organization)
     app.router.add_get("/v1/organizations/{id}", get_organization)
     app.router.add_get("/v1/whoami", whoami)

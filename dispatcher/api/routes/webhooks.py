@@ -33,6 +33,15 @@ from dispatcher.api.validation import (
 from dispatcher.clock import new_id, utcnow
 from dispatcher.core.destinations import DestinationPolicy
 from dispatcher.core.envelope import InvalidEventError, Rejection, decode_event, encode_event
+from dispatcher.core.health import (
+    DAY,
+    MAX_STATS_RANGE,
+    EndpointHealth,
+    HealthFilter,
+    bucket_start,
+    stats_resolution,
+    stats_series,
+)
 from dispatcher.core.models import (
     DeliveryStatus,
     DisabledReason,
@@ -104,26 +113,68 @@ async def create_webhook(request: web.Request, principal: Principal) -> web.Resp
         private_key, public_key = new_signing_key()
         endpoint = replace(endpoint, public_key=public_key)
         await ctx.store.create_endpoint(endpoint, private_key, now=_now())
-        return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)), status=201)
+        return json_response(await _shown(ctx, await _refreshed(ctx, endpoint.id)), status=201)
     secret = new_endpoint_secret()
     await ctx.store.create_endpoint(endpoint, secret, now=_now())
     stored = await _refreshed(ctx, endpoint.id)
-    return json_response({**views.endpoint(stored), "secret": secret}, status=201)
+    return json_response({**await _shown(ctx, stored), "secret": secret}, status=201)
+
+
+async def _shown(ctx: ApiContext, endpoint: Endpoint) -> views.JSON:
+    """The endpoint's view with its health, as every webhook response shows it."""
+    found = await ctx.store.endpoint_health([endpoint.id], now=_now())
+    return views.endpoint(endpoint, found.get(endpoint.id, EndpointHealth()))
 
 
 @reads
 async def list_webhooks(request: web.Request, principal: Principal) -> web.Response:
+    """The organization's endpoints by id; with `health=failing`, its failing ones (an
+    operator without X-Layers-Organization: every organization's), most recent failure
+    first (see `Store.failing_endpoints` for what failing means)."""
     ctx = context(request)
     query = Query(request.query)
     limit = query.limit()
-    found = await ctx.store.list_endpoints(principal.org, after=query.after("ep"), limit=limit + 1)
-    return json_response(page(found, limit, views.endpoint, lambda e: e.id))
+    after = query.after("ep")
+    if query.choice("health", HealthFilter) is HealthFilter.FAILING:
+        org = principal.organization_id
+        found = await ctx.store.failing_endpoints(org, after=after, limit=limit + 1)
+    else:
+        found = await ctx.store.list_endpoints(principal.org, after=after, limit=limit + 1)
+    health = await ctx.store.endpoint_health([e.id for e in found[:limit]], now=_now())
+    return json_response(
+        page(
+            found,
+            limit,
+            lambda e: views.endpoint(e, health.get(e.id, EndpointHealth())),
+            lambda e: e.id,
+        )
+    )
 
 
 @reads
 async def get_webhook(request: web.Request, principal: Principal) -> web.Response:
-    endpoint = await load_endpoint(context(request), principal, resource_id(request, "webhook"))
-    return json_response(views.endpoint(endpoint))
+    ctx = context(request)
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
+    return json_response(await _shown(ctx, endpoint))
+
+
+@reads
+async def webhook_stats(request: web.Request, principal: Principal) -> web.Response:
+    """Successes, failures and latency over [since, until) (default: the last 24 hours) in
+    at most MAX_STATS_BUCKETS points, from the rolled-up buckets."""
+    ctx = context(request)
+    endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
+    query = Query(request.query)
+    until = query.time("until") or _now()
+    since = query.time("since") or until - DAY
+    if since >= until:
+        raise invalid("since: must be before until")
+    if until - since > MAX_STATS_RANGE:
+        raise invalid(f"since: the range may span at most {MAX_STATS_RANGE.days} days")
+    width = stats_resolution(since, until)
+    stored = await ctx.store.endpoint_stats(endpoint.id, since=bucket_start(since), until=until)
+    series = stats_series(stored, since=since, until=until, width=width)
+    return json_response(views.stats(series, width))
 
 
 @writes
@@ -141,7 +192,7 @@ async def update_webhook(request: web.Request, principal: Principal) -> web.Resp
         await ctx.store.update_endpoint(updated, now=_now())
     except NotFoundError:
         raise ApiError("NOT_FOUND", "no such webhook") from None
-    return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
+    return json_response(await _shown(ctx, await _refreshed(ctx, endpoint.id)))
 
 
 @writes
@@ -180,7 +231,7 @@ async def rotate_secret(request: web.Request, principal: Principal) -> web.Respo
     previous_until = rfc3339(now + timedelta(seconds=grace))
     shown = {} if v1a else {"secret": secret}  # v1a: the new public key is in the view
     return json_response(
-        {**views.endpoint(stored), **shown, "previousSecretExpiresAt": previous_until}
+        {**await _shown(ctx, stored), **shown, "previousSecretExpiresAt": previous_until}
     )
 
 
@@ -190,7 +241,7 @@ async def enable_webhook(request: web.Request, principal: Principal) -> web.Resp
     endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     (await read_body(request)).finish()
     await ctx.store.set_endpoint_status(endpoint.id, EndpointStatus.ENABLED, None, now=_now())
-    return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
+    return json_response(await _shown(ctx, await _refreshed(ctx, endpoint.id)))
 
 
 @writes
@@ -201,7 +252,7 @@ async def disable_webhook(request: web.Request, principal: Principal) -> web.Res
     endpoint = await load_endpoint(ctx, principal, resource_id(request, "webhook"))
     (await read_body(request)).finish()
     await ctx.scheduler.disable(endpoint, DisabledReason.MANUAL)
-    return json_response(views.endpoint(await _refreshed(ctx, endpoint.id)))
+    return json_response(await _shown(ctx, await _refreshed(ctx, endpoint.id)))
 
 
 @writes
@@ -259,6 +310,7 @@ def register(app: web.Application) -> None:
     app.router.add_post("/v1/webhooks", create_webhook)
     app.router.add_get("/v1/webhooks", list_webhooks)
     app.router.add_get("/v1/webhooks/{id}", get_webhook)
+    app.router.add_get("/v1/webhooks/{id}/stats", webhook_stats)
     app.router.add_patch("/v1/webhooks/{id}", update_webhook)
     app.router.add_delete("/v1/webhooks/{id}", delete_webhook)
     app.router.add_post("/v1/webhooks/{id}/rotate-secret", rotate_secret)

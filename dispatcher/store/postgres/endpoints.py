@@ -67,8 +67,14 @@ async def get_organization(conn: Conn, org_id: str) -> Organization | None:
     return None if row is None else schema.organization_from_row(row)
 
 
-async def list_organizations(conn: Conn) -> list[Organization]:
-    rows = await conn.fetch("SELECT * FROM organizations ORDER BY id")
+async def list_organizations(
+    conn: Conn, *, after: str | None = None, limit: int | None = None
+) -> list[Organization]:
+    rows = await conn.fetch(
+        "SELECT * FROM organizations WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        after,
+        limit,
+    )
     return [schema.organization_from_row(row) for row in rows]
 
 
@@ -147,6 +153,7 @@ async def delete_endpoint(conn: Conn, endpoint_id: str) -> bool:
     if not await conn.fetchrow("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint_id):
         return False
     await delete_deliveries(conn, "endpoint_id", [endpoint_id])
+    await conn.execute("DELETE FROM endpoint_health WHERE endpoint_id = $1", endpoint_id)
     await conn.execute("DELETE FROM endpoints WHERE id = $1", endpoint_id)
     return True
 

@@ -18,6 +18,7 @@ from dispatcher.clock import new_id
 from dispatcher.core.models import FRESH_EPOCH, AttemptResult, Claim, DeliveryStatus, Lease
 from dispatcher.errors import IntegrityViolationError
 from dispatcher.store import schema
+from dispatcher.store.postgres import health
 from dispatcher.store.records import IngestBatch, IngestResult
 
 if TYPE_CHECKING:
@@ -179,6 +180,7 @@ async def complete(conn: Conn, results: Sequence[AttemptResult], now: datetime) 
         [c.last_success for c in clocks],
         [c.first_failure for c in clocks],
     )
+    await health.record(conn, results)  # every result, as the clocks
     updated = await conn.fetch(
         _UPDATE_DELIVERIES,
         [r.delivery_id for r in results],

@@ -79,6 +79,7 @@ class WriterLock:
             self._fd = -1
 
     def __enter__(self) -> None:
+        self.open()  # at the first write
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
 

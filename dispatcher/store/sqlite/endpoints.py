@@ -63,8 +63,14 @@ async def get_organization(db: Runner, org_id: str) -> Organization | None:
     return None if row is None else schema.organization_from_row(row)
 
 
-async def list_organizations(db: Runner) -> list[Organization]:
-    rows = await db._all("SELECT * FROM organizations ORDER BY id")
+async def list_organizations(
+    db: Runner, *, after: str | None = None, limit: int | None = None
+) -> list[Organization]:
+    rows = await db._all(
+        "SELECT * FROM organizations WHERE ?1 IS NULL OR id > ?1 "
+        "ORDER BY id LIMIT coalesce(?2, -1)",
+        (after, limit),
+    )
     return [schema.organization_from_row(row) for row in rows]
 
 
@@ -141,7 +147,11 @@ async def update_endpoint(db: Runner, endpoint: Endpoint, *, now: datetime) -> N
 
 
 async def delete_endpoint(db: Runner, endpoint_id: str) -> bool:
-    return await db._change("DELETE FROM endpoints WHERE id = ?", (endpoint_id,)) > 0
+    def work(conn: sqlite3.Connection) -> bool:
+        conn.execute("DELETE FROM endpoint_health WHERE endpoint_id = ?", (endpoint_id,))
+        return conn.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,)).rowcount > 0
+
+    return await db._write(work)
 
 
 async def set_endpoint_status(

@@ -6,6 +6,7 @@ write and the statements they run, and the claims `claim_due`'s rows become.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from dispatcher.core.models import (
 )
 from dispatcher.store import schema
 from dispatcher.store.records import IngestBatch, IngestResult
+from dispatcher.store.sqlite import health
 from dispatcher.store.sqlite.encoding import json_list, maybe_us, us
 
 
@@ -124,11 +126,13 @@ def claims(rows: list[tuple[Any, ...]]) -> list[Claim]:
 
 
 def complete(
-    conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int, entropy: bytes
+    conn: sqlite3.Connection, *, results: Sequence[AttemptResult], now: int
 ) -> frozenset[str]:
     """Apply the results whose lease the delivery still carries (owner and epoch, checked by
-    the UPDATE itself); return the stale ones' ids. `entropy`: 10 bytes per result, for the
-    attempts' ids. One statement per table for the batch."""
+    the UPDATE itself); return the stale ones' ids. One statement per table for the batch,
+    and one entropy read for the attempts' ids."""
+    if not results:
+        return frozenset()
     # Endpoints first, then deliveries: the order a cascading delete takes them in. The
     # clocks take every result: a stale attempt still happened.
     conn.executemany(
@@ -138,6 +142,7 @@ def complete(
             for c in schema.endpoint_clocks(results)
         ],
     )
+    health.record(conn, results)  # every result, as the clocks
     applied = {
         row[0]
         for row in values_statement(conn, _COMPLETE, [_completed_row(r, now) for r in results])
@@ -152,6 +157,7 @@ def complete(
         if missed
         else frozenset()
     )
+    entropy = os.urandom(10 * len(kept))
     values_statement(
         conn,
         _INSERT_ATTEMPTS,

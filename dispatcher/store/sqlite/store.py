@@ -1,7 +1,7 @@
 """`SQLiteStore`, the embedded backend for one node (`sqlite:///path`, docs/design.md §9): its
 lifecycle, the worker thread that owns the one connection and runs every sqlite3 call (each
 method ships one function there, run as one transaction), the migrations and the hot path
-(hotpath.py). Other bodies: scheduling.py, endpoints.py, reads.py, replays.py.
+(hotpath.py). Other bodies: scheduling.py, endpoints.py, reads.py, replays.py, portal.py.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dispatcher.store.records import (
     ReplayStep,
 )
 from dispatcher.store.secretbox import SecretBox
-from dispatcher.store.sqlite import endpoints, hotpath, reads, replays, scheduling
+from dispatcher.store.sqlite import endpoints, health, hotpath, portal, reads, replays, scheduling
 from dispatcher.store.sqlite.connection import WriterLock, connect, unavailable
 from dispatcher.store.sqlite.encoding import us as _us
 from dispatcher.store.sqlite.transactions import Params, Work, migrate, transaction
@@ -51,7 +51,9 @@ from dispatcher.store.sqlite.transactions import Params, Work, migrate, transact
 T = TypeVar("T")
 
 
-class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
+class SQLiteStore(
+    scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthMethods, portal.PortalMethods
+):
     """The Store on one SQLite file, for a single node."""
 
     def __init__(
@@ -101,7 +103,6 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
 
     def _open(self, _: sqlite3.Connection | None) -> None:
         self._conn = connect(self.path, busy_timeout=self._busy_timeout)
-        self._writer.open()
 
     def _close(self, conn: sqlite3.Connection | None) -> None:
         if conn is not None:
@@ -172,8 +173,10 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
     async def get_organization(self, org_id: str) -> Organization | None:
         return await endpoints.get_organization(self, org_id)
 
-    async def list_organizations(self) -> list[Organization]:
-        return await endpoints.list_organizations(self)
+    async def list_organizations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Organization]:
+        return await endpoints.list_organizations(self, after=after, limit=limit)
 
     # -- endpoints and secrets (endpoints.py) ---------------------------------------------
 
@@ -253,15 +256,7 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
         return hotpath.claims(rows)
 
     async def complete(self, results: Sequence[AttemptResult]) -> frozenset[str]:
-        if not results:
-            return frozenset()
-        work = partial(
-            hotpath.complete,
-            results=results,
-            now=_us(self._clock()),
-            entropy=os.urandom(10 * len(results)),  # the attempts' ids: one read per batch
-        )
-        return await self._write(work)
+        return await self._write(partial(hotpath.complete, results=results, now=_us(self._clock())))
 
     # -- the scheduler's and the housekeeper's other calls (scheduling.py) ---------------
 
@@ -394,6 +389,11 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods):
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         return await replays.active_replay_jobs(self)
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        return await replays.list_replay_jobs(self, org=organization_id, after=after, limit=limit)
 
     async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
         return await replays.advance_replay_job(self, job_id, limit=limit, now=now)

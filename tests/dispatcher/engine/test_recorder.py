@@ -4,12 +4,14 @@ SQLite store (an outage is the real store refusing the first calls of one method
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dispatcher.core.breaker import Breaker, BreakerState
 from dispatcher.core.models import DeliveryStatus, Lease, WaitingReason
 from dispatcher.engine import recorder as recorder_module
 from dispatcher.engine.recorder import Recorder
@@ -468,3 +470,31 @@ async def test_a_flush_that_fails_for_a_bug_keeps_what_it_did_not_write(
     assert len(await store.list_attempts(ok)) == 1
     record = await delivery(store, released)
     assert (record.waiting_reason, record.lease_owner) == (WaitingReason.SHUTDOWN, None)
+
+
+async def test_a_breaker_transition_is_written_latest_first_and_kept_across_an_outage(
+    store: Store, metrics: Metrics
+) -> None:
+    """A breaker that moved is reported on its endpoint's row with its probe time (the
+    latest of several moves before a flush); one that did not move writes nothing; a store
+    outage keeps the transition for the next flush."""
+    await leased_deliveries(store, 1)
+    outage = Outage(store, "record_breakers", failures=1)
+    recorder = Recorder(outage, metrics)
+    breaker = Breaker(threshold=1, cooldown=30.0)
+    recorder.breaker("ep_1", breaker.state, breaker, T0)  # closed → closed: nothing
+    assert await recorder.flush()
+    assert "record_breakers" not in outage.calls
+    breaker.record(False, now=time.monotonic())
+    recorder.breaker("ep_1", BreakerState.CLOSED, breaker, T0)
+    breaker.probe_started()
+    recorder.breaker("ep_1", BreakerState.OPEN, breaker, T0 + SECOND)
+    breaker.record(False, now=time.monotonic())
+    recorder.breaker("ep_1", BreakerState.HALF_OPEN, breaker, T0 + 2 * SECOND)
+    assert not await recorder.flush()  # the outage
+    assert await recorder.flush()
+    health = (await store.endpoint_health(["ep_1"], now=T0))["ep_1"]
+    assert health.breaker is BreakerState.OPEN
+    assert health.next_probe_at is not None
+    assert T0 + 2 * SECOND < health.next_probe_at <= T0 + 2 * SECOND + 60 * SECOND
+    assert outage.calls.count("record_breakers") == 2
