@@ -5,11 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test check lint format bench chaos demo dev clean
+.PHONY: install test check lint format bench chaos demo dev screenshots clean
 
 install: $(STAMP)
 
+# The console's browser tests drive the system's chromium (Playwright never downloads one):
+# installed with apt when it is missing and apt is there (we are root on CI machines).
 $(STAMP): pyproject.toml verifier/pyproject.toml devtools/pyproject.toml
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		(apt-get update && apt-get install -y chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ./verifier -e ./devtools -e '.[dev]'
@@ -41,6 +45,9 @@ demo: $(STAMP)
 
 dev: $(STAMP)
 	$(PY) -m dispatcher dev
+
+screenshots: $(STAMP)
+	$(PY) -m devtools.screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -110,9 +110,10 @@ async def run_dev(
         operator_key, org_key = await devstate.dev_keys(running.store, state)
         print(
             "Layers Webhooks dev stack is up.\n"
-            f"  API:    {url}   (health {url}/healthz, metrics {url}/metrics)\n"
-            f"  Kafka:  {settings.kafka_bootstrap_servers}, topic {settings.kafka_topics[0]}\n"
-            f"  Store:  {settings.database_url}\n\n"
+            f"  Console: {url}/console/   (sign in with one of the keys below)\n"
+            f"  API:     {url}   (health {url}/healthz, metrics {url}/metrics)\n"
+            f"  Kafka:   {settings.kafka_bootstrap_servers}, topic {settings.kafka_topics[0]}\n"
+            f"  Store:   {settings.database_url}\n\n"
             "In another shell, as on-call (operator key: ops:read, ops:replay, platform:orgs):\n"
             f"  export WEBHOOKS_URL={url} WEBHOOKS_API_KEY={operator_key}\n\n"
             f"As the organization {DEV_ORG} (key: webhooks:read, webhooks:write, org:admin),\n"

@@ -11,6 +11,7 @@
     │   └── InvalidEventError         one the consumer would reject (carries the rejection)
     ├── DestinationError              core.destinations: a URL or address the guard refuses
     ├── KeyRequestError               core.scopes: an API key request that cannot be honoured
+    ├── PortalRequestError            core.portal: a portal session or origin list refused
     ├── StoreError                    store: the database said no
     │   ├── StoreUnavailableError     an outage (unreachable, read-only, full): retry later
     │   ├── IntegrityViolationError   a write broke a constraint: a caller's bug
@@ -80,6 +81,10 @@ class DestinationError(WebhooksError):
 
 class KeyRequestError(WebhooksError):
     """An API key request that cannot be honoured (bad scopes, organization)."""
+
+
+class PortalRequestError(WebhooksError):
+    """A portal session or portal origins request the rules refuse (names the field)."""
 
 
 class StoreError(WebhooksError):

@@ -111,6 +111,21 @@ def text_value(text: str) -> str:
     return text.strip()
 
 
+_PUBLIC_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z")
+
+
+def public_url(text: str) -> str:
+    """Empty, or the `http(s)://host[:port][/path]` browsers reach the service at (no query,
+    fragment or user), without a trailing slash."""
+    url = text.strip()
+    if url and not _PUBLIC_URL.match(url):
+        raise ValueError(
+            "must be empty or an http(s) URL such as https://webhooks.example.com "
+            "(host, optional port and path; no query, fragment or user)"
+        )
+    return url.rstrip("/")
+
+
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 ENCRYPTION_KEY_BYTES = 32

@@ -25,6 +25,7 @@ from dispatcher.setting_values import (
     port,
     positive_duration,
     positive_int,
+    public_url,
     text_value,
 )
 from dispatcher.tracing import TracingConfig
@@ -222,6 +223,15 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("WEBHOOKS_HTTP_PORT", "http_port", "8080", port, "Port of the HTTP server."),
     Field(
+        "WEBHOOKS_PUBLIC_URL",
+        "public_url",
+        "",
+        public_url,
+        "The URL browsers reach the service at (`https://webhooks.example.com`): portal links "
+        "start with it, and an `https` URL marks portal cookies `Secure` (set it behind a "
+        "TLS-terminating proxy). Empty: the minting request's own scheme and Host.",
+    ),
+    Field(
         "WEBHOOKS_INSTANCE_ID",
         "instance_id",
         "",
@@ -273,6 +283,7 @@ class Settings:
     api_rate_limit: int
     http_host: str
     http_port: int
+    public_url: str
     instance_id: str
     trace_propagation: bool
     log_level: str

@@ -13,7 +13,7 @@ import logging
 
 from aiohttp import web, web_response
 
-from dispatcher.api import auth
+from dispatcher.api import auth, security
 from dispatcher.api.context import (
     CONTEXT,
     MAX_BODY_BYTES,
@@ -23,11 +23,13 @@ from dispatcher.api.context import (
     error_response,
 )
 from dispatcher.api.routes import (
+    console,
     dead_letters,
     deliveries,
     events,
     health,
     orgs,
+    portal,
     replays,
     webhooks,
 )
@@ -97,6 +99,8 @@ def create_app(context: ApiContext) -> web.Application:
     app[auth.RATE_LIMITER] = auth.RateLimiter(
         rate=float(context.settings.api_rate_limit), replicas=context.replicas
     )
-    for module in (health, webhooks, deliveries, replays, events, orgs, dead_letters):
+    security.install(app)
+    modules = (health, webhooks, deliveries, replays, events, orgs, dead_letters, portal, console)
+    for module in modules:
         module.register(app)
     return app

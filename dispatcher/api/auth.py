@@ -3,7 +3,10 @@
 Each handler is wrapped by `guarded(...)`, which, in this order:
 
 1. authenticates `Authorization: Bearer <key>` against the keys table on every request (a
-   revoked key stops working at once) — otherwise 401 `UNAUTHENTICATED`;
+   revoked key stops working at once) — otherwise 401 `UNAUTHENTICATED`. A request with no
+   `Authorization` header but a portal session cookie is authenticated by the session
+   (sessions.py), and acts as an organization key of the session's organization holding the
+   session's scopes; a change it asks for must carry the session's CSRF token (403);
 2. checks the route's scope for the kind of key (organization or operator) — otherwise 403
    `FORBIDDEN`; nothing is implied (`org:admin` alone cannot read webhooks);
 3. on mutating routes, takes a token from the key's bucket (WEBHOOKS_API_RATE_LIMIT per
@@ -26,9 +29,11 @@ from functools import wraps
 
 from aiohttp import web
 
+from dispatcher.api import sessions
 from dispatcher.api.context import CONTEXT, ApiContext, Handler
 from dispatcher.api.validation import ORG_ID
 from dispatcher.core.models import ApiKeyRecord
+from dispatcher.core.portal import PortalSession
 from dispatcher.core.ratelimit import TokenBucket
 from dispatcher.core.scopes import Scope, hash_key, holds, looks_like_key
 from dispatcher.errors import ApiError
@@ -44,6 +49,7 @@ class Principal:
 
     key: ApiKeyRecord
     organization_id: str | None
+    session: PortalSession | None = None  # a portal session (the key is its stand-in)
 
     @property
     def operator(self) -> bool:
@@ -92,7 +98,18 @@ class RateLimiter:
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 
-async def authenticate(request: web.Request, context: ApiContext) -> ApiKeyRecord:
+async def authenticate(
+    request: web.Request, context: ApiContext
+) -> tuple[ApiKeyRecord, PortalSession | None]:
+    """The key (or the portal session and the key it acts as) the request authenticates as."""
+    if "Authorization" not in request.headers and sessions.COOKIE in request.cookies:
+        session = await sessions.cookie_session(request, context)
+        sessions.check_csrf(request)
+        return sessions.session_key(session), session
+    return await _bearer_key(request, context), None
+
+
+async def _bearer_key(request: web.Request, context: ApiContext) -> ApiKeyRecord:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -120,6 +137,14 @@ async def _acting_organization(
     request: web.Request, context: ApiContext, key: ApiKeyRecord
 ) -> str | None:
     named = request.headers.get(ORGANIZATION_HEADER, "").strip()
+    return await reachable_organization(context, key, named, ORGANIZATION_HEADER)
+
+
+async def reachable_organization(
+    context: ApiContext, key: ApiKeyRecord, named: str, what: str
+) -> str | None:
+    """The organization `named` when `key` may act in it — its own, or with org:admin a
+    direct child (another is 404); an operator key any it names. Empty: the key's own."""
     own = key.organization_id
     if not named or named == own:
         return own
@@ -128,7 +153,7 @@ async def _acting_organization(
     if own is None:  # an operator names the organization it acts in
         return named
     if not holds(key, Scope.ORG_ADMIN):
-        raise ApiError("FORBIDDEN", f"{ORGANIZATION_HEADER} needs the org:admin scope")
+        raise ApiError("FORBIDDEN", f"{what} needs the org:admin scope")
     child = await context.store.get_organization(named)
     if child is None or child.parent_id != own:
         raise ApiError("NOT_FOUND", f"no such organization among {own}'s direct children")
@@ -160,13 +185,14 @@ def guarded(
         @wraps(handler)
         async def guarded_handler(request: web.Request) -> web.StreamResponse:
             context = request.app[CONTEXT]
-            key = await authenticate(request, context)
+            key, session = await authenticate(request, context)
             if not any_scope:
                 _authorise(key, org, operator)
             if mutating:
                 _rate_limit(request, key)
             acting = await _acting_organization(request, context, key)
-            return await handler(request, Principal(key=key, organization_id=acting))
+            principal = Principal(key=key, organization_id=acting, session=session)
+            return await handler(request, principal)
 
         return guarded_handler
 

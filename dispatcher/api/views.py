@@ -189,7 +189,12 @@ def replay_job(job: ReplayJobRecord) -> JSON:
 
 
 def organization(org: Organization) -> JSON:
-    return {"id": org.id, "parentOrganizationId": org.parent_id, "status": org.status.value}
+    return {
+        "id": org.id,
+        "parentOrganizationId": org.parent_id,
+        "status": org.status.value,
+        "portalOrigins": list(org.portal_origins),
+    }
 
 
 api_key = key_view  # the CLI's `keys list --json` prints the same shape

@@ -14,7 +14,7 @@ import base64
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
-PREFIXES = frozenset({"ep", "dlv", "att", "dl", "key", "rpl", "sec", "req", "evt", "org"})
+PREFIXES = frozenset({"ep", "dlv", "att", "dl", "key", "rpl", "sec", "req", "evt", "org", "pss"})
 
 
 def new_id(prefix: str, *, now_ms: int, entropy: bytes) -> str:

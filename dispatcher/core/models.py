@@ -94,6 +94,8 @@ class Organization:
     id: str
     parent_id: str | None = None
     status: OrgStatus = OrgStatus.ACTIVE
+    # Origins allowed to frame the partner portal (CSP frame-ancestors); set on their own.
+    portal_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

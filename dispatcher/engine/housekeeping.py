@@ -2,7 +2,8 @@
 for `WEBHOOKS_DISABLE_AFTER` while deliveries keep failing, purge what is older than
 `WEBHOOKS_RETENTION` (events without a pending delivery, dead letters, finished replay
 jobs; one replica at a time on PostgreSQL) and the health rollup buckets older than the
-retention or 48 hours, whichever is longer, and set the oldest-pending gauge. A store
+retention or 48 hours, whichever is longer, forget expired portal sessions and unopened
+portal links, and set the oldest-pending gauge. A store
 outage skips a round.
 """
 
@@ -76,6 +77,7 @@ class Housekeeper:
                     "replay_jobs": purged.replay_jobs,
                 },
             )
+        await self._store.purge_portal_sessions(now=now)
         due = await self._store.next_due_at()
         self._metrics.oldest_pending_seconds.set(
             max((now - due).total_seconds(), 0.0) if due is not None else 0.0

@@ -25,6 +25,7 @@ from dispatcher.core.models import (
     Organization,
     WaitingReason,
 )
+from dispatcher.store.portal import PortalStore
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -40,7 +41,7 @@ from dispatcher.store.records import (
 )
 
 
-class Store(Protocol):
+class Store(PortalStore, Protocol):
     """Persistent state. Every method is one transaction; times are aware UTC datetimes."""
 
     async def __aenter__(self) -> Self: ...
@@ -360,6 +361,13 @@ class Store(Protocol):
         ...
 
     async def get_replay_job(self, job_id: str) -> ReplayJobRecord | None: ...
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        """Jobs (of one organization, or every one's), newest first (by id); `after` is the
+        last id of the previous page."""
+        ...
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         """Queued and running jobs, oldest first (what a restarted service resumes)."""

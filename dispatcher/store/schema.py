@@ -27,6 +27,7 @@ from dispatcher.core.models import (
     SignatureScheme,
     WaitingReason,
 )
+from dispatcher.core.portal import PortalSession
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -130,7 +131,25 @@ def endpoint_from_row(row: Row, when: When) -> Endpoint:
 
 
 def organization_from_row(row: Row) -> Organization:
-    return Organization(id=row["id"], parent_id=row["parent_id"], status=OrgStatus(row["status"]))
+    return Organization(
+        id=row["id"],
+        parent_id=row["parent_id"],
+        status=OrgStatus(row["status"]),
+        portal_origins=tuple(orjson.loads(row["portal_origins"])),
+    )
+
+
+def portal_session_from_row(row: Row, when: When) -> PortalSession:
+    return PortalSession(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        key_id=row["key_id"],
+        scopes=frozenset(orjson.loads(row["scopes"])),
+        created_at=when(row["created_at"]),
+        link_expires_at=when(row["link_expires_at"]),
+        expires_at=when(row["expires_at"]),
+        exchanged_at=_maybe(when, row["exchanged_at"]),
+    )
 
 
 # The columns `delivery_from_row` reads, for a `deliveries d JOIN events e` query.

@@ -185,3 +185,33 @@ async def test_operators_replay_across_organizations_with_an_org_guard(api: Api)
     assert (wrong.status, wrong.code) == (404, "NOT_FOUND")
     assert bad.body["error"]["message"].startswith("status[0]: must be one of")
     assert backwards.body["error"]["message"].startswith("until: must be later than since")
+
+
+async def test_the_list_of_replay_jobs_is_scoped_to_the_organization(api: Api) -> None:
+    """GET /v1/replays shows an organization its own jobs, newest first; an operator sees
+    every organization's, or the one it names; the cursor pages on."""
+    jobs: dict[str, list[str]] = {}
+    keys: dict[str, str] = {}
+    for prefix in ("lista", "listb"):
+        org = await api.org(prefix)
+        keys[org] = await api.writer(org)
+        endpoint = await api.create(keys[org], {"url": "https://hooks.example.com/x"})
+        path = f"/v1/webhooks/{endpoint['id']}/replay"
+        for hours in (1, 2):  # two filters, two jobs (each matching nothing)
+            since = datetime.now(UTC) - timedelta(hours=hours)
+            body = {"since": since.isoformat(timespec="seconds").replace("+00:00", "Z")}
+            created = await api.call("POST", path, keys[org], body)
+            assert created.status == 202, created.body
+            jobs.setdefault(org, []).append(created.body["id"])
+    (org_a, org_b), (_, operator) = list(jobs), await api.key(None, "ops:read")
+
+    own = await api.call("GET", "/v1/replays", keys[org_a])
+    first = await api.call("GET", "/v1/replays?limit=1", keys[org_a])
+    rest = await api.call("GET", f"/v1/replays?after={first.body['nextCursor']}", keys[org_a])
+    every = await api.call("GET", "/v1/replays?limit=100", operator)
+    named = await api.call("GET", "/v1/replays", operator, org=org_b)
+
+    assert [j["id"] for j in own.body["data"]] == jobs[org_a][::-1]
+    assert [j["id"] for j in first.body["data"] + rest.body["data"]] == jobs[org_a][::-1]
+    assert {j["id"] for j in every.body["data"]} >= {*jobs[org_a], *jobs[org_b]}
+    assert [j["id"] for j in named.body["data"]] == jobs[org_b][::-1]

@@ -256,6 +256,7 @@ async def test_suspended_and_archived_orgs_are_suppressed_and_recorded(
             "id": orgs["c2"],
             "parentOrganizationId": orgs["p"],
             "status": status,
+            "portalOrigins": [],
         }
         event_id = await api.publish(orgs["c2"])
         path = f"/v1/webhooks/{own_endpoint['id']}/deliveries?status=suppressed"

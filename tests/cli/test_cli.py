@@ -286,7 +286,12 @@ async def test_dead_letters_and_orgs_for_operators(api: Api, webhooks: Any) -> N
     assert show.json()["reason"] == "malformed_json"
     assert retry.code == 1
     assert "still invalid: malformed_json" in one_line_error(retry)
-    assert put.json() == {"id": child, "parentOrganizationId": org, "status": "suspended"}
+    assert put.json() == {
+        "id": child,
+        "parentOrganizationId": org,
+        "status": "suspended",
+        "portalOrigins": [],
+    }
 
 
 @pytest.mark.parametrize(

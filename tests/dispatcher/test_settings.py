@@ -113,3 +113,27 @@ def test_every_field_is_a_webhooks_variable_with_documentation() -> None:
     """Each setting is named WEBHOOKS_* and documented (the README table comes from FIELDS)."""
     assert all(f.env.startswith("WEBHOOKS_") and f.doc for f in FIELDS)
     assert len({f.env for f in FIELDS}) == len(FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("", ""),
+        ("https://webhooks.example.com/", "https://webhooks.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https://example.com/webhooks/", "https://example.com/webhooks"),
+    ],
+)
+def test_the_public_url_is_a_bare_http_url(text: str, url: str) -> None:
+    """WEBHOOKS_PUBLIC_URL is empty or an http(s) URL, kept without its trailing slash."""
+    assert Settings.from_env({"WEBHOOKS_PUBLIC_URL": text}).public_url == url
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["webhooks.example.com", "ftp://example.com", "https://example.com/?a=1", "https://u@h.com"],
+)
+def test_a_public_url_with_a_query_user_or_other_scheme_is_refused(text: str) -> None:
+    """A public URL that is not a plain http(s) URL is reported by name."""
+    with pytest.raises(SettingsError, match="WEBHOOKS_PUBLIC_URL"):
+        Settings.from_env({"WEBHOOKS_PUBLIC_URL": text})

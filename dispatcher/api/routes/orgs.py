@@ -1,5 +1,5 @@
 """Organizations (`platform:orgs`; listing them also `ops:read`) and `GET /v1/whoami`
-(any live key).
+(any live key or portal session).
 
 `PUT /v1/organizations/{id}` creates or updates an organization's place in the tree and its
 status. A field left out keeps its current value (a new organization: no parent, active),
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatcher.api import views
+from dispatcher.api import sessions, views
 from dispatcher.api.auth import Principal, context, guarded
 from dispatcher.api.context import ApiContext, json_response
 from dispatcher.api.validation import ORG_ID, Query, invalid, page, read_body
@@ -57,7 +57,9 @@ async def put_organization(request: web.Request, principal: Principal) -> web.Re
     status = body.choice("status", OrgStatus, default=current.status) or current.status
     body.finish()
     await _check_no_cycle(ctx, org_id, parent)
-    org = Organization(id=org_id, parent_id=parent, status=status)
+    org = Organization(
+        id=org_id, parent_id=parent, status=status, portal_origins=current.portal_origins
+    )
     await ctx.store.put_organization(org)
     ctx.directory.invalidate()
     await ctx.directory.refresh()
@@ -97,6 +99,8 @@ async def whoami(request: web.Request, principal: Principal) -> web.Response:
     if key.organization_id is not None:
         org = await ctx.store.get_organization(key.organization_id)
         parent = None if org is None else org.parent_id
+    if principal.session is not None:
+        return json_response(sessions.whoami(request, principal.session, parent))
     return json_response(
         {
             **views.api_key(key),

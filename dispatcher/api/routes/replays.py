@@ -1,4 +1,6 @@
-"""Bulk replay (docs/design.md §6): `POST /v1/webhooks/{id}/replay` and `GET /v1/replays/{id}`.
+"""Bulk replay (docs/design.md §6): `POST /v1/webhooks/{id}/replay`, `GET /v1/replays/{id}`
+and the list of jobs, `GET /v1/replays` (newest first; an organization's own, or for
+operators every organization's unless they name one).
 
 The body `{since, until?, status?, types?, dryRun?, reason?}` selects the endpoint's
 deliveries created in [since, until) with one of the statuses (default `["failed"]`) and
@@ -28,8 +30,10 @@ from dispatcher.api.routes.webhooks import load_endpoint, reads
 from dispatcher.api.validation import (
     ORG_ID,
     Body,
+    Query,
     event_type_list,
     invalid,
+    page,
     read_body,
     reason,
     resource_id,
@@ -141,6 +145,18 @@ async def get_replay(request: web.Request, principal: Principal) -> web.Response
     return json_response(views.replay_job(job))
 
 
+@reads
+async def list_replays(request: web.Request, principal: Principal) -> web.Response:
+    ctx = context(request)
+    query = Query(request.query)
+    limit = query.limit()
+    found = await ctx.store.list_replay_jobs(
+        organization_id=principal.organization_id, after=query.after("rpl"), limit=limit + 1
+    )
+    return json_response(page(found, limit, views.replay_job, lambda job: job.id))
+
+
 def register(app: web.Application) -> None:
     app.router.add_post("/v1/webhooks/{id}/replay", replay_endpoint)
+    app.router.add_get("/v1/replays", list_replays)
     app.router.add_get("/v1/replays/{id}", get_replay)

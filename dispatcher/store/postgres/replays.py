@@ -72,6 +72,31 @@ class ReplayJobRaceError(ConflictError):
     """An active twin blocked our insert, then finished before we could read it: retry."""
 
 
+def job_row(
+    job_id: str,
+    organization_id: str,
+    selection: ReplayFilter,
+    filter_key: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """The values of a new job's row, in _INSERT_REPLAY_JOB's order."""
+    return (
+        job_id,
+        organization_id,
+        selection.endpoint_id,
+        filter_key,
+        selection.since,
+        selection.until,
+        schema.dump_scopes([s.value for s in selection.statuses]),
+        schema.dump_event_types(selection.types),
+        actor,
+        reason,
+        now,
+    )
+
+
 async def create_replay_job(
     conn: Conn, *, row: tuple[Any, ...], selection: ReplayFilter, filter_key: str
 ) -> tuple[Record, bool]:
@@ -148,6 +173,22 @@ async def advance_replay_job(
 async def get_replay_job(conn: Conn, job_id: str) -> ReplayJobRecord | None:
     row = await conn.fetchrow("SELECT * FROM replay_jobs WHERE id = $1", job_id)
     return None if row is None else schema.replay_job_from_row(row, same)
+
+
+async def list_replay_jobs(
+    conn: Conn, *, org: str | None, after: str | None, limit: int
+) -> list[ReplayJobRecord]:
+    rows = await conn.fetch(
+        """
+        SELECT * FROM replay_jobs
+        WHERE ($1::text IS NULL OR organization_id = $1) AND ($2::text IS NULL OR id < $2)
+        ORDER BY id DESC LIMIT $3
+        """,
+        org,
+        after,
+        limit,
+    )
+    return [schema.replay_job_from_row(row, same) for row in rows]
 
 
 async def active_replay_jobs(conn: Conn) -> list[ReplayJobRecord]:

@@ -6,7 +6,7 @@ StoreUnavailableError, lost deadlock races are retried, integrity violations bec
 IntegrityViolationError), in a transaction where it needs one. The statements live beside
 it: hotpath.py (ingest, claim, complete), scheduling.py (release, suppress, next due, purge),
 reads.py (the API's reads), endpoints.py (organizations, endpoints, secrets, API keys),
-replays.py (replays and replay jobs) and migrate.py (the schema).
+replays.py (replays and jobs), portal.py (mixed in) and migrate.py (the schema).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dispatcher.store.postgres import endpoints, health, hotpath, reads, replays
 from dispatcher.store.postgres.connection import same
 from dispatcher.store.postgres.migrate import apply_migrations
 from dispatcher.store.postgres.pool import PooledConnections
+from dispatcher.store.postgres.portal import PortalMethods
 from dispatcher.store.records import (
     AttemptRecord,
     DeadLetterRecord,
@@ -49,7 +50,7 @@ from dispatcher.store.records import (
 from dispatcher.store.secretbox import SecretBox
 
 
-class PostgresStore(health.HealthMethods, PooledConnections):
+class PostgresStore(health.HealthMethods, PortalMethods, PooledConnections):
     """The Store on PostgreSQL, shared by every replica."""
 
     def __init__(
@@ -363,19 +364,7 @@ class PostgresStore(health.HealthMethods, PooledConnections):
         now: datetime,
     ) -> tuple[ReplayJobRecord, bool]:
         filter_key = schema.replay_filter_key(filter)
-        row = (
-            job_id,
-            organization_id,
-            filter.endpoint_id,
-            filter_key,
-            filter.since,
-            filter.until,
-            schema.dump_scopes([s.value for s in filter.statuses]),
-            schema.dump_event_types(filter.types),
-            actor,
-            reason,
-            now,
-        )
+        row = replays.job_row(job_id, organization_id, filter, filter_key, actor, reason, now)
         work = partial(replays.create_replay_job, row=row, selection=filter, filter_key=filter_key)
         for attempt in range(3):  # a twin that finished mid-insert is retried
             try:
@@ -392,6 +381,12 @@ class PostgresStore(health.HealthMethods, PooledConnections):
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         return await self._run(replays.active_replay_jobs)
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        work = partial(replays.list_replay_jobs, org=organization_id, after=after, limit=limit)
+        return await self._run(work)
 
     async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
         work = partial(replays.advance_replay_job, job_id=job_id, limit=limit, now=now)

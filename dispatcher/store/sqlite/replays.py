@@ -62,6 +62,20 @@ async def get_replay_job(db: Runner, job_id: str) -> ReplayJobRecord | None:
     return None if row is None else schema.replay_job_from_row(row, dt)
 
 
+async def list_replay_jobs(
+    db: Runner, *, org: str | None, after: str | None, limit: int
+) -> list[ReplayJobRecord]:
+    rows = await db._all(
+        """
+        SELECT * FROM replay_jobs
+        WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id < ?2)
+        ORDER BY id DESC LIMIT ?3
+        """,
+        (org, after, limit),
+    )
+    return [schema.replay_job_from_row(row, dt) for row in rows]
+
+
 async def active_replay_jobs(db: Runner) -> list[ReplayJobRecord]:
     rows = await db._all(
         "SELECT * FROM replay_jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id"

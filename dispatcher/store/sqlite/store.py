@@ -1,7 +1,7 @@
 """`SQLiteStore`, the embedded backend for one node (`sqlite:///path`, docs/design.md §9): its
 lifecycle, the worker thread that owns the one connection and runs every sqlite3 call (each
 method ships one function there, run as one transaction), the migrations and the hot path
-(hotpath.py). Other bodies: scheduling.py, endpoints.py, reads.py, replays.py.
+(hotpath.py). Other bodies: scheduling.py, endpoints.py, reads.py, replays.py, portal.py.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dispatcher.store.records import (
     ReplayStep,
 )
 from dispatcher.store.secretbox import SecretBox
-from dispatcher.store.sqlite import endpoints, health, hotpath, reads, replays, scheduling
+from dispatcher.store.sqlite import endpoints, health, hotpath, portal, reads, replays, scheduling
 from dispatcher.store.sqlite.connection import connect, unavailable
 from dispatcher.store.sqlite.encoding import us as _us
 from dispatcher.store.sqlite.transactions import Params, Work, migrate, transaction
@@ -51,7 +51,9 @@ from dispatcher.store.sqlite.transactions import Params, Work, migrate, transact
 T = TypeVar("T")
 
 
-class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthMethods):
+class SQLiteStore(
+    scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthMethods, portal.PortalMethods
+):
     """The Store on one SQLite file, for a single node."""
 
     def __init__(
@@ -387,6 +389,11 @@ class SQLiteStore(scheduling.Heartbeats, endpoints.ApiKeyMethods, health.HealthM
 
     async def active_replay_jobs(self) -> list[ReplayJobRecord]:
         return await replays.active_replay_jobs(self)
+
+    async def list_replay_jobs(
+        self, *, organization_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[ReplayJobRecord]:
+        return await replays.list_replay_jobs(self, org=organization_id, after=after, limit=limit)
 
     async def advance_replay_job(self, job_id: str, *, limit: int, now: datetime) -> ReplayStep:
         return await replays.advance_replay_job(self, job_id, limit=limit, now=now)

@@ -258,11 +258,11 @@ async def failed_deliveries(store: Store, clock: FakeClock, count: int) -> list[
 
 
 async def new_job(
-    store: Store, selection: ReplayFilter, *, job_id: str = "rpl_1"
+    store: Store, selection: ReplayFilter, *, job_id: str = "rpl_1", org: str = ORG
 ) -> tuple[ReplayJobRecord, bool]:
     return await store.create_replay_job(
         job_id=job_id,
-        organization_id=ORG,
+        organization_id=org,
         filter=selection,
         actor="key_oncall",
         reason="endpoint fixed",
@@ -311,6 +311,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0009_portal",
                 "0010_attempt_ladder",
             ]
             assert await store.migrate() == []
@@ -330,6 +331,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0009_portal",
                 "0010_attempt_ladder",
             ],
         ]
@@ -1366,6 +1368,23 @@ class StoreContract:
         assert (again, created) == (first, False)
         assert (other.id, other_created) == ("rpl_3", True)
         assert [j.id for j in await store.active_replay_jobs()] == ["rpl_1", "rpl_3"]
+
+    async def test_replay_jobs_list_newest_first_by_organization_with_a_cursor(
+        self, store: Store
+    ) -> None:
+        """list_replay_jobs pages newest first (by id), every organization's or one's."""
+        await add_endpoints(store, "ep_1")
+        for n, org in enumerate([ORG, "org_other", ORG], start=1):
+            selection = ReplayFilter(endpoint_id="ep_1", since=T0, until=T0 + n * DAY)
+            await new_job(store, selection, job_id=f"rpl_{n}", org=org)
+
+        every = [j.id for j in await store.list_replay_jobs()]
+        own = [j.id for j in await store.list_replay_jobs(organization_id=ORG)]
+        after = await store.list_replay_jobs(organization_id=ORG, after="rpl_3", limit=1)
+
+        assert every == ["rpl_3", "rpl_2", "rpl_1"]
+        assert own == ["rpl_3", "rpl_1"]
+        assert [j.id for j in after] == ["rpl_1"]
 
     async def test_a_replay_job_matching_nothing_succeeds_at_once(self, store: Store) -> None:
         """A job whose filter matches no delivery is created succeeded with total 0."""

@@ -27,11 +27,12 @@ from tests.dispatcher.store.contract import (
     event,
 )
 from tests.dispatcher.store.health_contract import HealthContract
+from tests.dispatcher.store.portal_contract import PortalContract
 
 pytestmark = pytest.mark.postgres
 
 
-class TestPostgresStore(StoreContract, HealthContract):
+class TestPostgresStore(StoreContract, HealthContract, PortalContract):
     @pytest.fixture
     def store_factory(self, postgres_url: str, clock: FakeClock, box: SecretBox) -> StoreFactory:
         return lambda other=None: PostgresStore(

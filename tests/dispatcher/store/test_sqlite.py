@@ -11,9 +11,10 @@ from dispatcher.store import SQLiteStore, Store
 from dispatcher.store.secretbox import SecretBox
 from tests.dispatcher.store.contract import FakeClock, RawContents, StoreContract, StoreFactory
 from tests.dispatcher.store.health_contract import HealthContract
+from tests.dispatcher.store.portal_contract import PortalContract
 
 
-class TestSQLiteStore(StoreContract, HealthContract):
+class TestSQLiteStore(StoreContract, HealthContract, PortalContract):
     @pytest.fixture
     def db_path(self, tmp_path: Path) -> Path:
         return tmp_path / "webhooks.db"
