@@ -2,7 +2,7 @@
 -- transaction, to five-minute buckets per endpoint and writer (the replica whose lease the
 -- attempts ran under, so replicas never contend for a row): successes, failures, and the
 -- attempts' durations counted in 18 log-spaced latency bins (l00: under 1 ms, lNN: from
--- 2^(NN-1) ms, l17: 65.5 s and more). A health read sums at most an hour of them.
+-- 2^(NN-1) ms, l17: 65.5 s and more). A health read sums at most a day of them.
 CREATE TABLE endpoint_health (
     endpoint_id TEXT NOT NULL,
     bucket_start INTEGER NOT NULL,
@@ -31,19 +31,6 @@ CREATE TABLE endpoint_health (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX endpoint_health_bucket_start ON endpoint_health (bucket_start);
-
--- The same successes and failures per hour (no latency bins): the day window reads 25 rows
--- per writer from here instead of 289 five-minute ones.
-CREATE TABLE endpoint_health_hourly (
-    endpoint_id TEXT NOT NULL,
-    bucket_start INTEGER NOT NULL,
-    writer TEXT NOT NULL,
-    succeeded INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (endpoint_id, bucket_start, writer)
-) STRICT, WITHOUT ROWID;
-
-CREATE INDEX endpoint_health_hourly_bucket_start ON endpoint_health_hourly (bucket_start);
 
 -- The run of failures since the last success, and the breaker as last reported by any
 -- replica (each replica keeps its own in memory; it writes every transition here, the
