@@ -21,14 +21,19 @@ FAILING = """(
     OR (e.status = 'disabled' AND e.disabled_reason IN ('gone', 'failing'))
 )"""
 
-# The rollup upsert's conflict clause: every counter adds the batch's increment.
-ADD_ON_CONFLICT = "ON CONFLICT (endpoint_id, bucket_start, writer) DO UPDATE SET " + ", ".join(
-    f"{c} = endpoint_health.{c} + excluded.{c}" for c in ("succeeded", "failed", *LATENCY_COLUMNS)
-)
+
+def add_on_conflict(table: str, columns: tuple[str, ...]) -> str:
+    """A rollup upsert's conflict clause: every counter adds the batch's increment."""
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    return f"ON CONFLICT (endpoint_id, bucket_start, writer) DO UPDATE SET {added}"
 
 
-# A health read's sums: the day's successes and failures (two columns of up to 289 buckets
-# per writer), and the hour's with its latency bins (13 buckets per writer).
+ADD_ON_CONFLICT = add_on_conflict("endpoint_health", ("succeeded", "failed", *LATENCY_COLUMNS))
+ADD_HOURLY_ON_CONFLICT = add_on_conflict("endpoint_health_hourly", ("succeeded", "failed"))
+
+
+# A health read's sums: the day's successes and failures (from the hourly rollup, 25 rows per
+# writer), and the hour's with its latency bins (13 five-minute buckets per writer).
 DAY_SUMS = "endpoint_id, sum(succeeded) AS succeeded_24h, sum(failed) AS failed_24h"
 HOUR_SUMS = ", ".join(
     [

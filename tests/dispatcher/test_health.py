@@ -12,6 +12,7 @@ from dispatcher.core.health import (
     MAX_STATS_BUCKETS,
     StatsBucket,
     bucket_start,
+    hourly,
     latency_bin,
     percentile,
     rollup,
@@ -89,6 +90,9 @@ def test_buckets_are_five_minutes_aligned_to_the_epoch() -> None:
     assert bucket_start(T0 + 4 * MINUTE + timedelta(seconds=59)) == T0
     assert bucket_start(T0 + 5 * MINUTE) == T0 + 5 * MINUTE
     assert windows(T0 + 2 * MINUTE) == (T0 - timedelta(hours=1), T0 - timedelta(days=1))
+    # The hour window starts at a five-minute bucket, the day window at an hour.
+    later = T0 + 7 * MINUTE
+    assert windows(later) == (T0 + 5 * MINUTE - timedelta(hours=1), T0 - timedelta(days=1))
 
 
 def test_a_batch_rolls_up_by_endpoint_bucket_and_writer() -> None:
@@ -112,6 +116,26 @@ def test_a_batch_rolls_up_by_endpoint_bucket_and_writer() -> None:
     ]
     first = rollup(batch)[0].latency
     assert (first[latency_bin(10.0)], first[latency_bin(1000.0)], sum(first)) == (1, 1, 2)
+
+
+def test_the_hourly_rollup_sums_a_batchs_buckets_per_hour() -> None:
+    """Five-minute increments of one endpoint and writer within an hour become one hourly
+    increment; another hour or writer stays apart."""
+    batch = [
+        attempt("ep_a", T0),
+        attempt("ep_a", T0 + 10 * MINUTE, ok=False),
+        attempt("ep_a", T0 + 10 * MINUTE, owner="w2"),
+        attempt("ep_a", T0 + 61 * MINUTE),
+    ]
+    found = [
+        (h.endpoint_id, h.bucket_start, h.writer, h.succeeded, h.failed)
+        for h in hourly(rollup(batch))
+    ]
+    assert found == [
+        ("ep_a", T0, "w1", 1, 1),
+        ("ep_a", T0, "w2", 1, 0),
+        ("ep_a", T0 + timedelta(hours=1), "w1", 1, 0),
+    ]
 
 
 def test_a_batch_tells_each_endpoints_run_in_start_order() -> None:

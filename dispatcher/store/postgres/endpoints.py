@@ -154,6 +154,7 @@ async def delete_endpoint(conn: Conn, endpoint_id: str) -> bool:
         return False
     await delete_deliveries(conn, "endpoint_id", [endpoint_id])
     await conn.execute("DELETE FROM endpoint_health WHERE endpoint_id = $1", endpoint_id)
+    await conn.execute("DELETE FROM endpoint_health_hourly WHERE endpoint_id = $1", endpoint_id)
     await conn.execute("DELETE FROM endpoints WHERE id = $1", endpoint_id)
     return True
 

@@ -19,6 +19,7 @@ from dispatcher.core.health import (
     BreakerTransition,
     EndpointHealth,
     StatsBucket,
+    hourly,
     rollup,
     streaks,
     windows,
@@ -26,6 +27,7 @@ from dispatcher.core.health import (
 from dispatcher.core.models import AttemptResult, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.health import (
+    ADD_HOURLY_ON_CONFLICT,
     ADD_ON_CONFLICT,
     DAY_SUMS,
     FAILING,
@@ -51,6 +53,7 @@ async def record(conn: Conn, results: Sequence[AttemptResult]) -> None:
     if not increments:
         return
     latency = [[i.latency[b] for i in increments] for b in range(len(LATENCY_COLUMNS))]
+    hours = hourly(increments)
     await conn.execute(
         _RECORD,
         [i.endpoint_id for i in increments],
@@ -63,6 +66,11 @@ async def record(conn: Conn, results: Sequence[AttemptResult]) -> None:
         [s.last_success for s in found],
         [s.last_failure for s in found],
         [s.trailing_failures for s in found],
+        [h.endpoint_id for h in hours],
+        [h.bucket_start for h in hours],
+        [h.writer for h in hours],
+        [h.succeeded for h in hours],
+        [h.failed for h in hours],
     )
 
 
@@ -145,19 +153,21 @@ async def failing_endpoints(
 
 
 async def purge_health(conn: Conn, *, before: datetime) -> int:
+    await conn.execute("DELETE FROM endpoint_health_hourly WHERE bucket_start < $1", before)
     return count(await conn.execute("DELETE FROM endpoint_health WHERE bucket_start < $1", before))
 
 
 _LATENCY_ARRAYS = ", ".join(f"${6 + b}::int[]" for b in range(len(LATENCY_COLUMNS)))
 _STREAK = 6 + len(LATENCY_COLUMNS)  # the first of the runs' four arrays
+_HOURS = _STREAK + 4  # the first of the hourly rollup's five arrays
 
-# The buckets' upsert runs as a data-modifying WITH (executed in full though unread) beside
-# the runs' update. A batch with a success restarts an endpoint's run at its failures after
-# that success — unless a failure later than that success is already recorded (another
-# replica's), which keeps the run going. A success after the breaker's last reported
-# transition reports it closed. A healthy endpoint (no failure in the batch, no run, breaker
-# closed) is neither written nor locked, so a hot healthy endpoint does not serialise
-# replicas.
+# The buckets' upserts (five-minute and hourly) run as data-modifying WITHs (executed in full
+# though unread) beside the runs' update. A batch with a success restarts an endpoint's run
+# at its failures after that success — unless a failure later than that success is already
+# recorded (another replica's), which keeps the run going. A success after the breaker's
+# last reported transition reports it closed. A healthy endpoint (no failure in the batch,
+# no run, breaker closed) is neither written nor locked, so a hot healthy endpoint does not
+# serialise replicas.
 _RECORD = f"""
     WITH buckets AS (
         INSERT INTO endpoint_health (endpoint_id, bucket_start, writer, succeeded, failed,
@@ -165,6 +175,11 @@ _RECORD = f"""
         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::int[],
                              {_LATENCY_ARRAYS})
         {ADD_ON_CONFLICT}
+    ), hours AS (
+        INSERT INTO endpoint_health_hourly (endpoint_id, bucket_start, writer, succeeded, failed)
+        SELECT * FROM unnest(${_HOURS}::text[], ${_HOURS + 1}::timestamptz[],
+                             ${_HOURS + 2}::text[], ${_HOURS + 3}::int[], ${_HOURS + 4}::int[])
+        {ADD_HOURLY_ON_CONFLICT}
     )
     UPDATE endpoints AS e SET
         consecutive_failures = CASE
@@ -207,11 +222,11 @@ _ENDPOINT_HEALTH = """
 
 _DAY_SUMS, _HOUR_SUMS = (
     f"""
-    SELECT {columns} FROM endpoint_health
+    SELECT {columns} FROM {table}
     WHERE endpoint_id = ANY($1::text[]) AND bucket_start >= $2
     GROUP BY endpoint_id
     """  # noqa: S608 - constant text
-    for columns in (DAY_SUMS, HOUR_SUMS)
+    for columns, table in ((DAY_SUMS, "endpoint_health_hourly"), (HOUR_SUMS, "endpoint_health"))
 )
 
 _STATS = f"""

@@ -148,7 +148,8 @@ async def update_endpoint(db: Runner, endpoint: Endpoint, *, now: datetime) -> N
 
 async def delete_endpoint(db: Runner, endpoint_id: str) -> bool:
     def work(conn: sqlite3.Connection) -> bool:
-        conn.execute("DELETE FROM endpoint_health WHERE endpoint_id = ?", (endpoint_id,))
+        for table in ("endpoint_health", "endpoint_health_hourly"):
+            conn.execute(f"DELETE FROM {table} WHERE endpoint_id = ?", (endpoint_id,))  # noqa: S608
         return conn.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,)).rowcount > 0
 
     return await db._write(work)

@@ -15,6 +15,7 @@ from dispatcher.core.health import (
     BreakerTransition,
     EndpointHealth,
     StatsBucket,
+    hourly,
     rollup,
     streaks,
     windows,
@@ -22,6 +23,7 @@ from dispatcher.core.health import (
 from dispatcher.core.models import AttemptResult, Endpoint
 from dispatcher.store import schema
 from dispatcher.store.health import (
+    ADD_HOURLY_ON_CONFLICT,
     ADD_ON_CONFLICT,
     DAY_SUMS,
     FAILING,
@@ -36,13 +38,22 @@ from dispatcher.store.sqlite.transactions import Runner
 
 
 def record(conn: sqlite3.Connection, results: Sequence[AttemptResult]) -> None:
-    """Run inside `complete`'s transaction: one upsert per (endpoint, bucket, writer) and
-    one update per endpoint whose run of failures (or reported breaker) changes."""
+    """Run inside `complete`'s transaction: one upsert per (endpoint, bucket, writer), one per
+    (endpoint, hour, writer), and one update per endpoint whose run of failures (or reported
+    breaker) changes."""
+    increments = rollup(results)
     conn.executemany(
         _ADD_TO_BUCKET,
         [
             (i.endpoint_id, us(i.bucket_start), i.writer, i.succeeded, i.failed, *i.latency)
-            for i in rollup(results)
+            for i in increments
+        ],
+    )
+    conn.executemany(
+        _ADD_TO_HOUR,
+        [
+            (i.endpoint_id, us(i.bucket_start), i.writer, i.succeeded, i.failed)
+            for i in hourly(increments)
         ],
     )
     conn.executemany(
@@ -103,9 +114,14 @@ class HealthMethods:
         return [schema.endpoint_from_row(row, dt) for row in rows]
 
     async def purge_health(self, *, before: datetime) -> int:
-        return await cast(Runner, self)._change(
-            "DELETE FROM endpoint_health WHERE bucket_start < ?", (us(before),)
-        )
+        def work(conn: sqlite3.Connection) -> int:
+            cutoff = (us(before),)
+            conn.execute("DELETE FROM endpoint_health_hourly WHERE bucket_start < ?", cutoff)
+            return conn.execute(
+                "DELETE FROM endpoint_health WHERE bucket_start < ?", cutoff
+            ).rowcount
+
+        return await cast(Runner, self)._write(work)
 
 
 _ADD_TO_BUCKET = f"""
@@ -153,12 +169,18 @@ _ENDPOINT_HEALTH = """
 
 _DAY_SUMS, _HOUR_SUMS = (
     f"""
-    SELECT {columns} FROM endpoint_health
+    SELECT {columns} FROM {table}
     WHERE endpoint_id IN (SELECT value FROM json_each(?)) AND bucket_start >= ?
     GROUP BY endpoint_id
     """  # noqa: S608 - constant text
-    for columns in (DAY_SUMS, HOUR_SUMS)
+    for columns, table in ((DAY_SUMS, "endpoint_health_hourly"), (HOUR_SUMS, "endpoint_health"))
 )
+
+_ADD_TO_HOUR = f"""
+    INSERT INTO endpoint_health_hourly (endpoint_id, bucket_start, writer, succeeded, failed)
+    VALUES (?, ?, ?, ?, ?)
+    {ADD_HOURLY_ON_CONFLICT}
+"""  # noqa: S608 - constant text
 
 _STATS = f"""
     SELECT bucket_start, {STATS_SUMS} FROM endpoint_health

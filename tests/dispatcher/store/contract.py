@@ -311,6 +311,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0008_health_hourly",
                 "0009_portal",
                 "0010_attempt_ladder",
             ]
@@ -331,6 +332,7 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
+                "0008_health_hourly",
                 "0009_portal",
                 "0010_attempt_ladder",
             ],

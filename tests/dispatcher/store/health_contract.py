@@ -123,6 +123,17 @@ class HealthContract:
         health = (await store.endpoint_health(["ep_1"], now=now))["ep_1"]
         assert window(health) == (2, 0, 3, 1)
 
+    async def test_the_day_window_is_whole_hours(self, store: Store) -> None:
+        """The day sums come from hourly buckets: from the hour holding the moment a day
+        before the current five-minute bucket, so 24 to 25 hours."""
+        await add_endpoints(store, "ep_1")
+        now = T0 + 7 * MINUTE  # current bucket T0 + 5 min; the day starts at T0 - DAY
+        await attempted(store, "ep_1", [T0 - DAY, T0 - DAY + 4 * MINUTE, T0 + 6 * MINUTE])
+        await attempted(store, "ep_1", [T0 - DAY - SECOND], ok=False)
+        health = (await store.endpoint_health(["ep_1"], now=now))["ep_1"]
+        assert (health.succeeded_24h, health.failed_24h) == (3, 0)
+        assert (health.succeeded_1h, health.failed_1h) == (1, 0)
+
     async def test_percentiles_come_from_the_latency_bins(self, store: Store) -> None:
         """Durations are counted in their log-spaced bins; p50 and p99 fall in the bins of the
         50th and 99th attempts."""
@@ -256,7 +267,7 @@ class HealthContract:
         """Buckets starting before the cutoff go; later ones stay."""
         await add_endpoints(store, "ep_1")
         await attempted(store, "ep_1", [T0 - 3 * DAY, T0 - 2 * DAY, T0])
-        assert await store.purge_health(before=T0 - 2 * DAY) == 1
+        assert await store.purge_health(before=T0 - 2 * DAY) == 1  # five-minute buckets
         rows = await store.endpoint_stats("ep_1", since=T0 - 4 * DAY, until=T0 + DAY)
         assert [r.start for r in rows] == [T0 - 2 * DAY, T0]
 
@@ -267,6 +278,8 @@ class HealthContract:
         await store.delete_endpoint("ep_1")
         await add_endpoints(store, "ep_1")
         assert await store.endpoint_stats("ep_1", since=T0 - DAY, until=T0 + DAY) == []
+        health = (await store.endpoint_health(["ep_1"], now=T0))["ep_1"]
+        assert window(health) == (0, 0, 0, 0)
 
     async def test_organizations_come_by_pages(self, store: Store, clock: FakeClock) -> None:
         """`list_organizations` pages by id after a cursor; without a limit it lists all."""
