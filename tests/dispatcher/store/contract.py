@@ -311,9 +311,9 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
-                "0008_health_hourly",
                 "0009_portal",
                 "0010_attempt_ladder",
+                "0011_health_hourly",
             ]
             assert await store.migrate() == []
 
@@ -332,9 +332,9 @@ class StoreContract:
                 "0006_replicas",
                 "0007_signature_scheme",
                 "0008_health",
-                "0008_health_hourly",
                 "0009_portal",
                 "0010_attempt_ladder",
+                "0011_health_hourly",
             ],
         ]
 

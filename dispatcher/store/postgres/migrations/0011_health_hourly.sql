@@ -1,7 +1,6 @@
 -- Endpoint health, continued (dispatcher.core.health): the same successes and failures per
 -- hour as the five-minute buckets (no latency bins), which the day window reads: 25 rows per
--- writer instead of 289. A file of its own so a database that applied 0008_health before
--- it existed gets it too.
+-- writer instead of 289.
 CREATE TABLE endpoint_health_hourly (
     endpoint_id text COLLATE "C" NOT NULL,
     bucket_start timestamptz NOT NULL,
