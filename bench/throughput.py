@@ -125,7 +125,7 @@ async def run_throughput(
         result["naive"][str(fanout)] = samples
         for store in stores:
             # The service's default worker count, then each count asked for (`--workers`).
-            default = 1 if store == "sqlite" else usable_cores()  # WEBHOOKS_WORKERS=auto
+            default = usable_cores()  # WEBHOOKS_WORKERS=auto
             for count in (None, *(w for w in workers if w != default)):
                 label = store if count is None else f"{store}, --workers {count}"
                 settings = (

@@ -14,7 +14,6 @@ from typing import Any
 from dispatcher.core.destinations import parse_cidr_list
 from dispatcher.errors import ConfigurationError, SettingsError
 from dispatcher.setting_values import (
-    SQLITE_PREFIX,
     Network,
     boolean,
     check_database_url,
@@ -223,7 +222,7 @@ FIELDS: tuple[Field, ...] = (
         worker_count,
         "Processes `serve` runs (`serve --workers N` sets it), supervised, behind one HTTP "
         "address; each consumes, delivers and counts as a replica. `auto`: the cores usable "
-        "(a container CPU limit counts) on PostgreSQL, 1 on SQLite.",
+        "(a container CPU limit counts).",
     ),
     Field(
         "WEBHOOKS_HTTP_HOST",
@@ -327,12 +326,6 @@ class Settings:
         except SettingsError as exc:
             problems += exc.problems
         values.update(overrides)
-        if (
-            "workers" not in overrides
-            and environ.get("WEBHOOKS_WORKERS", "auto").strip().lower() == "auto"
-            and str(values.get("database_url", "")).startswith(SQLITE_PREFIX)
-        ):
-            values["workers"] = 1  # SQLite: one writer at a time (README, Benchmarks)
         if {"lease", "delivery_timeout"} <= values.keys() and (
             values["lease"] <= values["delivery_timeout"]
         ):

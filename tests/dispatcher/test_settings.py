@@ -117,13 +117,13 @@ def test_every_field_is_a_webhooks_variable_with_documentation() -> None:
     assert len({f.env for f in FIELDS}) == len(FIELDS)
 
 
-def test_workers_default_to_the_usable_cores_and_to_one_on_sqlite() -> None:
-    """`auto` workers are the cores usable on PostgreSQL and one on SQLite; a number is that."""
+def test_workers_default_to_the_usable_cores() -> None:
+    """`auto` workers are the cores usable, on either store; a number is that."""
     postgres = {"WEBHOOKS_DATABASE_URL": "postgresql://db/webhooks"}
     assert Settings.from_env(postgres).workers == usable_cores()
     assert Settings.from_env({**postgres, "WEBHOOKS_WORKERS": "3"}).workers == 3
-    assert Settings.from_env({}).workers == 1  # sqlite:///webhooks.db
-    assert Settings.from_env({"WEBHOOKS_WORKERS": "2"}).workers == 2  # asked for: allowed
+    assert Settings.from_env({}).workers == usable_cores()  # sqlite:///webhooks.db
+    assert Settings.from_env({"WEBHOOKS_WORKERS": "1"}).workers == 1
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5"])
