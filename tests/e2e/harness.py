@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from dispatcher.clock import new_id
 from dispatcher.core.catalog import Catalog
@@ -25,6 +26,20 @@ from dispatcher.store.secretbox import new_endpoint_secret
 
 # A compressed ladder: 8 attempts within a couple of seconds.
 FAST_LADDER = "100ms,100ms,100ms,100ms,100ms,100ms,100ms"
+
+
+async def new_topic(bootstrap: str, prefix: str, partitions: int) -> str:
+    """A fresh topic of `partitions` partitions, named `prefix-<random>`."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+    return topic
 
 
 def service_env(database_url: str, bootstrap: str, **env: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,14 +25,13 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.broker import free_port
 from devtools.receivers import Receiver
 from dispatcher.core.models import DeliveryStatus, Endpoint, Organization
 from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
-from tests.e2e.harness import envelope, service_env
+from tests.e2e.harness import envelope, new_topic, service_env
 from tests.e2e.test_crash import wait_healthy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -65,20 +63,6 @@ def replica(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
-
-
-async def new_topic(bootstrap: str) -> str:
-    """A fresh topic of PARTITIONS partitions."""
-    topic = f"replicas-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
-    return topic
 
 
 async def start_replicas(
@@ -128,7 +112,7 @@ async def test_three_replicas_deliver_everything_once_and_share_the_rate_limit(
     """120 events over six partitions, three replicas: each event arrives once, and the
     endpoint never sees more than its 20/s in any one-second window once the first second's
     burst (20 in all: each replica's bucket holds a third) has gone."""
-    topic = await new_topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "replicas", PARTITIONS)
     base = service_env(postgres_url, kafka_bootstrap, WEBHOOKS_KAFKA_TOPICS=topic)
     secret = new_endpoint_secret()
     async with Receiver(secret) as receiver:
@@ -239,7 +223,7 @@ async def test_a_replica_killed_mid_burst_loses_nothing_and_attempts_never_overl
     (event, endpoint) pair arrives; no duplicate before the kill; the rows it held are
     delivered by the others; no two attempts of one delivery overlap; the limited endpoint
     stays at its rate."""
-    topic = await new_topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "replicas", PARTITIONS)
     base = service_env(
         postgres_url,
         kafka_bootstrap,

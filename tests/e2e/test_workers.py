@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools.broker import free_port
 from devtools.receivers import Receiver
@@ -32,7 +31,7 @@ from dispatcher.core.models import Endpoint, Organization
 from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from dispatcher.workers import CLOSE_GRACE
-from tests.e2e.harness import envelope, service_env
+from tests.e2e.harness import envelope, new_topic, service_env
 from tests.e2e.test_crash import wait_healthy
 from tests.e2e.test_replicas import busiest_window
 
@@ -92,19 +91,6 @@ async def wait_for_workers(pid: int, *, besides: frozenset[int] = frozenset()) -
             return found
         await asyncio.sleep(0.1)
     raise AssertionError(f"the supervisor did not run {WORKERS} workers: {workers_of(pid)}")
-
-
-async def new_topic(bootstrap: str) -> str:
-    topic = f"workers-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
-    return topic
 
 
 async def wait_for_members(bootstrap: str, group: str) -> None:
@@ -174,7 +160,7 @@ async def test_two_workers_deliver_once_per_endpoint_share_limits_and_metrics(
     """120 events, two endpoints (one at rateLimit 20/s): each event arrives once at each,
     the limited endpoint stays within 20/s across the two workers, every `/metrics` answer at the
     one address counts all 240 deliveries, and SIGTERM drains both workers and exits 0."""
-    topic = await new_topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "workers", PARTITIONS)
     port = free_port()
     env = service_env(
         database_url,
@@ -243,7 +229,7 @@ async def test_a_killed_worker_is_restarted_and_nothing_is_lost(
 ) -> None:
     """A worker SIGKILLed mid-burst is logged and started again; every event still arrives
     at the endpoint (the dead worker's leases are taken over when they expire)."""
-    topic = await new_topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "workers", PARTITIONS)
     port = free_port()
     env = service_env(
         postgres_url,
@@ -309,7 +295,7 @@ async def test_the_workers_of_a_killed_supervisor_shut_down_and_free_the_address
     env = service_env(
         f"sqlite:///{tmp_path / 'webhooks.db'}",
         kafka_bootstrap,
-        WEBHOOKS_KAFKA_TOPICS=await new_topic(kafka_bootstrap),
+        WEBHOOKS_KAFKA_TOPICS=await new_topic(kafka_bootstrap, "workers", PARTITIONS),
         WEBHOOKS_HTTP_PORT=str(port),
     )
     url = f"http://127.0.0.1:{port}"
