@@ -32,6 +32,7 @@ from dispatcher.store import open_store
 from dispatcher.store.secretbox import SecretBox, new_endpoint_secret
 from tests.e2e.harness import envelope, service_env
 from tests.e2e.otlp import KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, OtlpReceiver, ReceivedSpan
+from tests.e2e.test_crash import wait_healthy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -142,7 +143,7 @@ async def traced_service(
         )
         try:
             api = f"http://127.0.0.1:{port}"
-            await _wait_healthy(api, process)
+            await wait_healthy(api, process)
             yield Traced(
                 otlp,
                 hook,
@@ -161,20 +162,6 @@ async def traced_service(
             log.close()
             await producer.stop()
             await runner.cleanup()
-
-
-async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            assert process.poll() is None, "the service exited during start-up"
-            try:
-                async with session.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the service did not become healthy")
 
 
 async def _publish(traced: Traced) -> tuple[str, bytes]:
